@@ -1,0 +1,457 @@
+//! The command line: raw flags in, a validated [`Config`] out.
+//!
+//! Global options (where the locks are, `--wait`, `-q`/`-v`) may come before
+//! or after the subcommand; everything after `run`'s PROGRAM belongs to it.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lexopt::prelude::*;
+
+use updlock::duration::{self, Wait};
+use updlock::exit;
+use updlock::location::{HostLayout, Location, HELIOS_ROOT, SERVICES_ROOT};
+
+/// What the user asked for, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Which lock files.
+    pub location: Location,
+    /// How long to wait for a held lock.
+    pub wait: Wait,
+    /// `-q` (negative) / `-v` (positive), summed.
+    pub verbosity: i8,
+    /// The subcommand.
+    pub command: Command,
+}
+
+/// A subcommand and its own options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Hold the lock while PROGRAM runs.
+    Run {
+        /// How long PROGRAM has after a forwarded stop signal.
+        grace: Duration,
+        /// The program.
+        program: OsString,
+        /// Its arguments.
+        args: Vec<OsString>,
+    },
+    /// Hold the lock until a signal or `--for`.
+    Hold {
+        /// `--for`.
+        duration: Option<Duration>,
+    },
+    /// Report who holds the lock files.
+    Status {
+        /// `--json`.
+        json: bool,
+    },
+    /// Print help (for a subcommand, if named).
+    Help(Option<String>),
+    /// Print the version.
+    Version,
+}
+
+/// A command line that cannot be used; exit 64.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} (see 'updlock --help')")]
+pub struct UsageError(pub String);
+
+impl From<lexopt::Error> for UsageError {
+    fn from(e: lexopt::Error) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+/// The default for `run --grace`.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct Raw {
+    lock_dir: Option<PathBuf>,
+    host: bool,
+    services_root: Option<PathBuf>,
+    helios_root: Option<PathBuf>,
+    app_id: Option<String>,
+    service: Option<String>,
+    locks: Vec<PathBuf>,
+    wait: Option<Wait>,
+    verbosity: i8,
+    grace: Option<Duration>,
+    duration: Option<Duration>,
+    json: bool,
+    help: bool,
+    version: bool,
+}
+
+fn duration_of(value: OsString, flag: &str) -> Result<Duration, UsageError> {
+    let text = value.to_string_lossy().into_owned();
+    duration::parse(&text).map_err(|e| UsageError(format!("{flag}: {e}")))
+}
+
+fn text_of(value: OsString, flag: &str) -> Result<String, UsageError> {
+    value
+        .into_string()
+        .map_err(|v| UsageError(format!("{flag}: not valid UTF-8: {}", v.to_string_lossy())))
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageError> {
+    let mut p = lexopt::Parser::from_args(args);
+    let mut raw = Raw::default();
+    let mut sub: Option<String> = None;
+    let mut program: Option<(OsString, Vec<OsString>)> = None;
+    let mut help_topic: Option<String> = None;
+    while let Some(arg) = p.next()? {
+        let in_sub = |name: &str| sub.as_deref() == Some(name);
+        match arg {
+            Long("lock-dir") => raw.lock_dir = Some(p.value()?.into()),
+            Long("host") => raw.host = true,
+            Long("services-root") => raw.services_root = Some(p.value()?.into()),
+            Long("helios-root") => raw.helios_root = Some(p.value()?.into()),
+            Long("app-id") => raw.app_id = Some(text_of(p.value()?, "--app-id")?),
+            Long("service") => raw.service = Some(text_of(p.value()?, "--service")?),
+            Long("lock") => raw.locks.push(p.value()?.into()),
+            Long("wait") | Short('w') => {
+                let v = p.value()?.to_string_lossy().into_owned();
+                raw.wait = Some(Wait::parse(&v).map_err(|e| UsageError(format!("--wait: {e}")))?);
+            }
+            Short('q') | Long("quiet") => raw.verbosity -= 1,
+            Short('v') | Long("verbose") => raw.verbosity += 1,
+            Short('h') | Long("help") => raw.help = true,
+            Short('V') | Long("version") => raw.version = true,
+            Long("grace") if in_sub("run") => raw.grace = Some(duration_of(p.value()?, "--grace")?),
+            Long("for") if in_sub("hold") => raw.duration = Some(duration_of(p.value()?, "--for")?),
+            Long("json") if in_sub("status") => raw.json = true,
+            Value(v) if sub.is_none() => {
+                let name = text_of(v, "subcommand")?;
+                match name.as_str() {
+                    "run" | "hold" | "status" | "help" => sub = Some(name),
+                    other => {
+                        return Err(UsageError(format!(
+                            "unknown subcommand '{other}' (expected run, hold or status)"
+                        )))
+                    }
+                }
+            }
+            Value(v) if in_sub("run") => {
+                program = Some((v, p.raw_args()?.collect()));
+                break;
+            }
+            Value(v) if in_sub("help") && help_topic.is_none() => {
+                help_topic = Some(v.to_string_lossy().into_owned())
+            }
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    let verbosity = raw.verbosity;
+    let wait = raw.wait.unwrap_or(Wait::For(Duration::ZERO));
+    if raw.version {
+        return Ok(Config {
+            location: Location::Container { dir: None },
+            wait,
+            verbosity,
+            command: Command::Version,
+        });
+    }
+    if raw.help || sub.as_deref() == Some("help") || sub.is_none() {
+        if sub.is_none() && !raw.help {
+            return Err(UsageError(
+                "a subcommand is needed: run, hold or status".to_string(),
+            ));
+        }
+        let topic = help_topic.or(sub.filter(|s| s != "help"));
+        return Ok(Config {
+            location: Location::Container { dir: None },
+            wait,
+            verbosity,
+            command: Command::Help(topic),
+        });
+    }
+    let location = location_of(&mut raw)?;
+    let command = match sub.as_deref() {
+        Some("run") => {
+            let (program, args) = program.ok_or_else(|| {
+                UsageError(
+                    "run: a PROGRAM to run is needed: updlock run -- PROGRAM [ARGS...]".into(),
+                )
+            })?;
+            Command::Run {
+                grace: raw.grace.unwrap_or(DEFAULT_GRACE),
+                program,
+                args,
+            }
+        }
+        Some("hold") => Command::Hold {
+            duration: raw.duration,
+        },
+        _ => {
+            if raw.wait.is_some() {
+                return Err(UsageError("status does not wait: drop --wait".into()));
+            }
+            Command::Status { json: raw.json }
+        }
+    };
+    Ok(Config {
+        location,
+        wait,
+        verbosity,
+        command,
+    })
+}
+
+fn location_of(raw: &mut Raw) -> Result<Location, UsageError> {
+    let host_only = raw.services_root.is_some()
+        || raw.helios_root.is_some()
+        || raw.app_id.is_some()
+        || raw.service.is_some();
+    if host_only && !raw.host {
+        return Err(UsageError(
+            "--services-root, --helios-root, --app-id and --service go with --host".into(),
+        ));
+    }
+    let chosen = [raw.lock_dir.is_some(), raw.host, !raw.locks.is_empty()]
+        .iter()
+        .filter(|&&b| b)
+        .count();
+    if chosen > 1 {
+        return Err(UsageError(
+            "choose one of --lock-dir, --host and --lock".into(),
+        ));
+    }
+    if !raw.locks.is_empty() {
+        return Ok(Location::Files(std::mem::take(&mut raw.locks)));
+    }
+    if raw.host {
+        return Ok(Location::Host(HostLayout {
+            services_root: raw
+                .services_root
+                .take()
+                .unwrap_or_else(|| PathBuf::from(SERVICES_ROOT)),
+            helios_root: raw
+                .helios_root
+                .take()
+                .unwrap_or_else(|| PathBuf::from(HELIOS_ROOT)),
+            app_id: raw.app_id.take(),
+            service: raw.service.take(),
+        }));
+    }
+    Ok(Location::Container {
+        dir: raw.lock_dir.take(),
+    })
+}
+
+const LOCATION_HELP: &str = "\
+Where the locks are (default: the container layout):
+  --lock-dir DIR        lock DIR/updates.lock and DIR/resin-updates.lock
+                        (default: $UPDLOCK_LOCK_DIR, else the directory of
+                        $BALENA_APP_LOCK_PATH, else /tmp/balena, else /tmp/resin)
+  --host                on the host OS: every service directory under
+                        --services-root DIR (default /tmp/balena-supervisor/services),
+                        or Helios's --helios-root DIR (default /run/helios/update-locks);
+                        narrow with --app-id ID and --service NAME
+  --lock FILE           lock exactly FILE (repeatable)
+";
+
+const COMMON_HELP: &str = "\
+  -w, --wait DURATION   wait this long for a lock held by someone else
+                        (0 = fail at once, the default; 'forever')
+  -q, --quiet           log errors only;  -v, --verbose: log more
+                        (or RUST_LOG=warn|info|debug; default info, on stderr)
+  -h, --help            this help
+DURATION: 500ms, 10s, 1.5s, 5m, 1h; a bare number is seconds.
+";
+
+/// The help text for `topic` (a subcommand) or the whole program.
+pub fn help(topic: Option<&str>) -> String {
+    let codes = exit::table();
+    match topic {
+        Some("run") => format!(
+            "updlock run: hold the update lock while PROGRAM runs
+
+Usage: updlock [LOCATION] [--wait DURATION] [-q|-v] run [--grace DURATION] [--] PROGRAM [ARGS...]
+
+Takes the lock, runs PROGRAM, releases the lock when PROGRAM ends, and exits
+with PROGRAM's status (128+N if it died of signal N). SIGTERM, SIGINT and
+SIGHUP are forwarded to PROGRAM; if it has not ended --grace after that
+(default 5s), it is killed, then the lock is released. If the lock is
+overridden (the supervisor removed it), PROGRAM gets SIGTERM at once.
+PROGRAM gets SIGTERM if updlock itself is killed.
+
+  --grace DURATION      time PROGRAM has to end after a stop signal (default 5s)
+{LOCATION_HELP}{COMMON_HELP}
+Exit status:
+{codes}"
+        ),
+        Some("hold") => format!(
+            "updlock hold: take the update lock and hold it
+
+Usage: updlock [LOCATION] [--wait DURATION] [-q|-v] hold [--for DURATION]
+
+Takes the lock, prints 'held' on stdout once it is held (and READY=1 to
+systemd when $NOTIFY_SOCKET is set), and holds it until SIGTERM, SIGINT or
+SIGHUP, or until --for runs out; then releases it and exits 0. If the lock
+is overridden (the supervisor removed it), it releases at once and exits 75.
+
+  --for DURATION        release after this long
+{LOCATION_HELP}{COMMON_HELP}
+Exit status:
+{codes}"
+        ),
+        Some("status") => format!(
+            "updlock status: who holds the update lock files
+
+Usage: updlock [LOCATION] status [--json]
+
+One line per lock file: free, held by updlock (pid, since), held by the
+supervisor (uid 65534), held by someone else, or stale (left by a dead
+updlock; the next updlock re-takes it). Never takes a lock, not even a flock.
+Exits 0 when every file is free, 73 when any is present (the supervisor
+would not update).
+
+  --json                one JSON object: {{\"held\": bool, \"locks\": [...]}}
+{LOCATION_HELP}
+Exit status:
+{codes}"
+        ),
+        _ => format!(
+            "updlock {}: hold the balena update lock exactly while a critical section runs
+
+Usage:
+  updlock [LOCATION] [--wait DURATION] [-q|-v] run [--grace DURATION] [--] PROGRAM [ARGS...]
+  updlock [LOCATION] [--wait DURATION] [-q|-v] hold [--for DURATION]
+  updlock [LOCATION] status [--json]
+  updlock help [run|hold|status]
+
+The lock is what the balena supervisor and balenaOS check: files created
+exclusively (never touched), each held with flock(2) while the lock is held,
+removed only while they are still ours. A lock that is already there is never
+taken over, unless it is updlock's own and its holder is dead.
+
+{LOCATION_HELP}{COMMON_HELP}
+Exit status:
+{codes}",
+            env!("CARGO_PKG_VERSION")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(args: &[&str]) -> Result<Config, UsageError> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn run_with_program_and_its_flags() {
+        let c = parse_str(&[
+            "--lock-dir",
+            "/l",
+            "run",
+            "--grace",
+            "2s",
+            "--",
+            "sh",
+            "-c",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.command,
+            Command::Run {
+                grace: Duration::from_secs(2),
+                program: "sh".into(),
+                args: vec!["-c".into(), "x".into()],
+            }
+        );
+        assert_eq!(
+            c.location,
+            Location::Container {
+                dir: Some("/l".into())
+            }
+        );
+        // Without "--", the program's own flags still go to it.
+        let c = parse_str(&["run", "ls", "-l", "--wait", "3s"]).unwrap();
+        assert!(matches!(c.command, Command::Run { ref args, .. } if args.len() == 3));
+        assert_eq!(c.wait, Wait::For(Duration::ZERO));
+    }
+
+    #[test]
+    fn globals_after_the_subcommand() {
+        let c = parse_str(&[
+            "hold", "--for", "1m", "--wait", "forever", "-v", "--lock", "/a",
+        ])
+        .unwrap();
+        assert_eq!(c.wait, Wait::Forever);
+        assert_eq!(c.verbosity, 1);
+        assert_eq!(c.location, Location::Files(vec!["/a".into()]));
+        assert_eq!(
+            c.command,
+            Command::Hold {
+                duration: Some(Duration::from_secs(60))
+            }
+        );
+    }
+
+    #[test]
+    fn host_layout() {
+        let c = parse_str(&["--host", "--app-id", "12", "status", "--json"]).unwrap();
+        let Location::Host(h) = c.location else {
+            panic!("not host")
+        };
+        assert_eq!(h.app_id.as_deref(), Some("12"));
+        assert_eq!(h.services_root, PathBuf::from(SERVICES_ROOT));
+        assert_eq!(c.command, Command::Status { json: true });
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            &["run"][..],
+            &[],
+            &["frobnicate"],
+            &["hold", "--for", "soon"],
+            &["hold", "--grace", "1s"],
+            &["status", "--wait", "1s"],
+            &["--lock-dir", "/a", "--host", "hold"],
+            &["--lock", "/a", "--lock-dir", "/b", "hold"],
+            &["--app-id", "1", "hold"],
+            &["--wait", "-1", "hold"],
+            &["hold", "extra"],
+            &["--lock-dir"],
+        ] {
+            assert!(parse_str(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(parse_str(&["--help"]).unwrap().command, Command::Help(None));
+        assert_eq!(
+            parse_str(&["run", "--help"]).unwrap().command,
+            Command::Help(Some("run".into()))
+        );
+        assert_eq!(
+            parse_str(&["help", "status"]).unwrap().command,
+            Command::Help(Some("status".into()))
+        );
+        assert_eq!(parse_str(&["-V"]).unwrap().command, Command::Version);
+    }
+
+    #[test]
+    fn every_help_lists_every_exit_code() {
+        for topic in [None, Some("run"), Some("hold"), Some("status")] {
+            let h = help(topic);
+            for e in exit::Exit::ALL {
+                assert!(
+                    h.contains(&format!("{:>3}  {}", e.code(), e.meaning())),
+                    "{topic:?} lacks {e:?}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The one place updlock sleeps: until a signal, a change to a lock name, the
+//! end of the child, or a deadline.
+//!
+//! Signals are blocked and read from a `signalfd`, lock directories are
+//! watched with inotify, and both are `poll`ed together, so a wait costs no
+//! wakeups at all and a SIGTERM is seen the instant it arrives — never
+//! between a check and a sleep. The signals are blocked before anything else
+//! runs ([`Events::new`] is the first thing `main` does); children get the
+//! default mask back when they are spawned (std resets it).
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::lock::{LockError, Target};
+
+/// A signal that asks updlock to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGTERM: the supervisor or systemd stopping the service.
+    Term,
+    /// SIGINT: Ctrl-C.
+    Int,
+    /// SIGHUP: the terminal went away.
+    Hup,
+}
+
+impl StopSignal {
+    /// The signal's name, as users know it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopSignal::Term => "SIGTERM",
+            StopSignal::Int => "SIGINT",
+            StopSignal::Hup => "SIGHUP",
+        }
+    }
+
+    /// The signal itself, to forward it.
+    pub fn signal(self) -> Signal {
+        match self {
+            StopSignal::Term => Signal::SIGTERM,
+            StopSignal::Int => Signal::SIGINT,
+            StopSignal::Hup => Signal::SIGHUP,
+        }
+    }
+}
+
+/// What ended a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A stop signal arrived.
+    Signal(StopSignal),
+    /// A child changed state (SIGCHLD).
+    Child,
+    /// A watched lock name changed: removed, renamed, created, or closed by a writer.
+    LockChanged,
+    /// The deadline passed.
+    Timeout,
+}
+
+/// Which directory changes matter: the name going or coming (release,
+/// override), a writer closing it (a holder that died), the directory itself
+/// going away.
+const WATCH_MASK: AddWatchFlags = AddWatchFlags::IN_DELETE
+    .union(AddWatchFlags::IN_MOVED_FROM)
+    .union(AddWatchFlags::IN_MOVED_TO)
+    .union(AddWatchFlags::IN_CREATE)
+    .union(AddWatchFlags::IN_CLOSE_WRITE)
+    .union(AddWatchFlags::IN_DELETE_SELF)
+    .union(AddWatchFlags::IN_MOVE_SELF)
+    .union(AddWatchFlags::IN_ONLYDIR)
+    .union(AddWatchFlags::IN_DONT_FOLLOW);
+
+/// Events on the directory itself, which concern every name in it.
+const DIR_GONE: AddWatchFlags = AddWatchFlags::IN_DELETE_SELF
+    .union(AddWatchFlags::IN_MOVE_SELF)
+    .union(AddWatchFlags::IN_IGNORED)
+    .union(AddWatchFlags::IN_UNMOUNT)
+    .union(AddWatchFlags::IN_Q_OVERFLOW);
+
+/// Signals, inotify and deadlines in one `poll`.
+pub struct Events {
+    signals: SignalFd,
+    inotify: Option<Inotify>,
+    names: HashMap<WatchDescriptor, Vec<OsString>>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
+
+fn stop_and_child_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+impl Events {
+    /// Blocks SIGTERM, SIGINT, SIGHUP and SIGCHLD in this thread (and the
+    /// threads it starts later) and reads them from a signalfd from now on.
+    pub fn new() -> Result<Events, Errno> {
+        let set = stop_and_child_signals();
+        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+        let signals = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        Ok(Events {
+            signals,
+            inotify: None,
+            names: HashMap::new(),
+        })
+    }
+
+    /// Watches the directories of `targets` for changes to their lock names.
+    /// Watching the same directory again is harmless.
+    pub fn watch<'a>(
+        &mut self,
+        targets: impl IntoIterator<Item = &'a Target>,
+    ) -> Result<(), LockError> {
+        let watch_err = |path: PathBuf| {
+            move |errno| LockError::Os {
+                path,
+                op: "watch (inotify)",
+                errno,
+            }
+        };
+        if self.inotify.is_none() {
+            let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+                .map_err(watch_err(PathBuf::from("inotify")))?;
+            self.inotify = Some(ino);
+        }
+        let Some(ino) = &self.inotify else {
+            return Ok(());
+        };
+        for t in targets {
+            let wd = ino
+                .add_watch(t.dir_path(), WATCH_MASK)
+                .map_err(watch_err(t.dir_path().to_path_buf()))?;
+            let names = self.names.entry(wd).or_default();
+            if !names.iter().any(|n| n == t.name()) {
+                names.push(t.name().to_os_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the next event, or until `deadline` (`None`: no deadline).
+    /// Changes to other names in a watched directory are read and ignored.
+    pub fn next(&mut self, deadline: Option<Instant>) -> Result<Event, Errno> {
+        loop {
+            let timeout_ms: i32 = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        // Still report anything already pending first.
+                        0
+                    } else {
+                        // Round up, so we never wake a millisecond early and spin.
+                        i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+                    }
+                }
+            };
+            let (ready, sig_ready, ino_ready) = {
+                let sig_fd = self.signals.as_fd();
+                let ino_fd = self.inotify.as_ref().map(|i| i.as_fd());
+                let mut fds = vec![PollFd::new(&sig_fd, PollFlags::POLLIN)];
+                if let Some(fd) = &ino_fd {
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                }
+                let ready = match poll(&mut fds, timeout_ms) {
+                    Ok(n) => n,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(e),
+                };
+                let sig = fds[0].any().unwrap_or(false);
+                let ino = fds.get(1).and_then(|f| f.any()).unwrap_or(false);
+                (ready, sig, ino)
+            };
+            if ready == 0 {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(Event::Timeout);
+                }
+                continue;
+            }
+            if sig_ready {
+                if let Some(ev) = self.read_signal()? {
+                    return Ok(ev);
+                }
+            }
+            if ino_ready && self.read_lock_changes()? {
+                return Ok(Event::LockChanged);
+            }
+        }
+    }
+
+    fn read_signal(&mut self) -> Result<Option<Event>, Errno> {
+        let Some(info) = self.signals.read_signal()? else {
+            return Ok(None);
+        };
+        let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+        Ok(match Signal::try_from(signo) {
+            Ok(Signal::SIGTERM) => Some(Event::Signal(StopSignal::Term)),
+            Ok(Signal::SIGINT) => Some(Event::Signal(StopSignal::Int)),
+            Ok(Signal::SIGHUP) => Some(Event::Signal(StopSignal::Hup)),
+            Ok(Signal::SIGCHLD) => Some(Event::Child),
+            _ => None,
+        })
+    }
+
+    /// Reads every queued inotify event; true if one concerns a lock name.
+    fn read_lock_changes(&mut self) -> Result<bool, Errno> {
+        let Some(ino) = &self.inotify else {
+            return Ok(false);
+        };
+        let mut relevant = false;
+        loop {
+            let events = match ino.read_events() {
+                Ok(evs) => evs,
+                Err(Errno::EAGAIN) => break,
+                Err(e) => return Err(e),
+            };
+            if events.is_empty() {
+                break;
+            }
+            for ev in events {
+                if ev.mask.intersects(DIR_GONE) {
+                    relevant = true;
+                    continue;
+                }
+                let ours = self.names.get(&ev.wd).is_some_and(|names| {
+                    ev.name
+                        .as_ref()
+                        .is_some_and(|n| names.iter().any(|m| m == n))
+                });
+                relevant |= ours;
+            }
+        }
+        Ok(relevant)
+    }
+}

@@ -1,0 +1,263 @@
+//! `updlock status`: who holds each lock file, as the supervisor and the
+//! host OS would see it, without disturbing anyone.
+//!
+//! It never takes a flock, even for an instant: a probe could make a
+//! re-taking updlock or the host's `flock -nx` check believe the file is
+//! held. Whether a file is flocked comes from `/proc/locks` instead.
+
+use std::path::{Path, PathBuf};
+
+use crate::lock::{observe, FileId, Foreign, LockError, Observed, Target, SUPERVISOR_UID};
+use crate::tag::Tag;
+
+/// The state of one lock file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// No file: nothing blocks updates here.
+    Free,
+    /// A live updlock holds it.
+    Updlock(Tag),
+    /// updlock's tag without its flock: left by a dead updlock. It still
+    /// blocks updates; the next updlock re-takes it.
+    Stale(Tag),
+    /// Owned by uid 65534: the supervisor is applying an update.
+    Supervisor,
+    /// Someone else's file.
+    Foreign(Foreign),
+}
+
+/// One lock file's report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The lock file.
+    pub path: PathBuf,
+    /// What is there.
+    pub state: State,
+    /// Owner of the file, when there is one.
+    pub uid: Option<u32>,
+    /// Whether it is flocked; `None` when `/proc/locks` cannot be read.
+    pub flocked: Option<bool>,
+}
+
+impl Entry {
+    /// Whether this file blocks an update (the supervisor only checks existence).
+    pub fn held(&self) -> bool {
+        self.state != State::Free
+    }
+}
+
+/// Looks at every lock file in `paths`.
+pub fn inspect(paths: &[PathBuf]) -> Result<Vec<Entry>, LockError> {
+    let locks = std::fs::read_to_string("/proc/locks").ok();
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        out.push(inspect_one(p, locks.as_deref())?);
+    }
+    Ok(out)
+}
+
+fn inspect_one(path: &Path, locks: Option<&str>) -> Result<Entry, LockError> {
+    let target = Target::open(path)?;
+    let (foreign, uid, id, tag) = match observe(&target)? {
+        Observed::Free => {
+            return Ok(Entry {
+                path: path.to_path_buf(),
+                state: State::Free,
+                uid: None,
+                flocked: None,
+            })
+        }
+        Observed::Present {
+            foreign,
+            uid,
+            id,
+            tag,
+            ..
+        } => (foreign, uid, id, tag),
+    };
+    let flocked = locks.map(|l| is_flocked(l, id));
+    let state = match (foreign, tag) {
+        (Some(kind), _) => State::Foreign(kind),
+        _ if uid == SUPERVISOR_UID => State::Supervisor,
+        (None, Some(tag)) if flocked == Some(false) => State::Stale(tag),
+        (None, Some(tag)) => State::Updlock(tag),
+        (None, None) => State::Foreign(Foreign::File),
+    };
+    Ok(Entry {
+        path: path.to_path_buf(),
+        state,
+        uid: Some(uid),
+        flocked,
+    })
+}
+
+/// Whether `/proc/locks` lists a granted flock on the file `id`.
+fn is_flocked(proc_locks: &str, id: FileId) -> bool {
+    let major = nix::sys::stat::major(id.dev);
+    let minor = nix::sys::stat::minor(id.dev);
+    proc_locks.lines().any(|line| {
+        let mut f = line.split_whitespace();
+        let _number = f.next();
+        let Some(kind) = f.next() else { return false };
+        // "->" marks a waiter, not a holder.
+        if kind != "FLOCK" {
+            return false;
+        }
+        let Some(dev_ino) = f.nth(3) else {
+            return false;
+        };
+        let mut parts = dev_ino.split(':');
+        let (Some(ma), Some(mi), Some(ino)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        u64::from_str_radix(ma, 16) == Ok(major)
+            && u64::from_str_radix(mi, 16) == Ok(minor)
+            && ino.parse::<u64>() == Ok(id.ino)
+    })
+}
+
+fn describe(e: &Entry) -> String {
+    let flock = match e.flocked {
+        Some(true) => ", flocked",
+        Some(false) => ", not flocked",
+        None => "",
+    };
+    match &e.state {
+        State::Free => "free".to_string(),
+        State::Updlock(t) => format!("held by updlock (pid {}, since {}{flock})", t.pid, t.since),
+        State::Stale(t) => format!(
+            "stale: left by updlock pid {} (since {}), not flocked; it blocks updates until the next updlock re-takes it",
+            t.pid, t.since
+        ),
+        State::Supervisor => format!("held by the supervisor (uid {SUPERVISOR_UID}: an update is being applied{flock})"),
+        State::Foreign(kind) => format!(
+            "held by someone else ({}, owner uid {}{flock})",
+            foreign_word(*kind),
+            e.uid.map_or_else(|| "?".to_string(), |u| u.to_string())
+        ),
+    }
+}
+
+fn foreign_word(kind: Foreign) -> &'static str {
+    match kind {
+        Foreign::File => "file",
+        Foreign::Unreadable => "unreadable file",
+        Foreign::Directory => "directory",
+        Foreign::Symlink => "symlink",
+        Foreign::Special => "special file",
+    }
+}
+
+/// One line per lock file.
+pub fn render_text(entries: &[Entry]) -> String {
+    entries
+        .iter()
+        .map(|e| format!("{}: {}\n", e.path.display(), describe(e)))
+        .collect()
+}
+
+/// `{"held": bool, "locks": [...]}` for scripts.
+pub fn render_json(entries: &[Entry]) -> String {
+    let mut out = format!("{{\"held\":{},\"locks\":[", entries.iter().any(Entry::held));
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let (state, tag, kind) = match &e.state {
+            State::Free => ("free", None, None),
+            State::Updlock(t) => ("updlock", Some(t), None),
+            State::Stale(t) => ("stale", Some(t), None),
+            State::Supervisor => ("supervisor", None, None),
+            State::Foreign(k) => ("foreign", None, Some(foreign_word(*k))),
+        };
+        out.push_str(&format!(
+            "{{\"path\":{},\"state\":\"{state}\"",
+            json_string(&e.path.to_string_lossy())
+        ));
+        if let Some(k) = kind {
+            out.push_str(&format!(",\"kind\":\"{k}\""));
+        }
+        if let Some(t) = tag {
+            out.push_str(&format!(
+                ",\"pid\":{},\"since\":{},\"boot_id\":{}",
+                t.pid,
+                json_string(&t.since),
+                json_string(&t.boot)
+            ));
+        }
+        if let Some(uid) = e.uid {
+            out.push_str(&format!(",\"owner_uid\":{uid}"));
+        }
+        out.push_str(&format!(
+            ",\"flocked\":{}}}",
+            e.flocked
+                .map_or("null", |b| if b { "true" } else { "false" })
+        ));
+    }
+    out.push_str("]}\n");
+    out
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_locks_lines() {
+        let id = FileId {
+            dev: nix::sys::stat::makedev(0, 0x1b),
+            ino: 5678,
+        };
+        let granted = "1: FLOCK  ADVISORY  WRITE 1234 00:1b:5678 0 EOF\n";
+        let waiter = "1: -> FLOCK  ADVISORY  WRITE 99 00:1b:5678 0 EOF\n";
+        let posix = "2: POSIX  ADVISORY  WRITE 1234 00:1b:5678 0 EOF\n";
+        let other = "3: FLOCK  ADVISORY  WRITE 1234 00:1b:5679 0 EOF\n";
+        assert!(is_flocked(granted, id));
+        assert!(!is_flocked(waiter, id));
+        assert!(!is_flocked(posix, id));
+        assert!(!is_flocked(other, id));
+        assert!(is_flocked(&format!("{other}{granted}"), id));
+    }
+
+    #[test]
+    fn json_escapes() {
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+
+    #[test]
+    fn json_shape() {
+        let entries = [
+            Entry {
+                path: PathBuf::from("/l/updates.lock"),
+                state: State::Free,
+                uid: None,
+                flocked: None,
+            },
+            Entry {
+                path: PathBuf::from("/l/resin-updates.lock"),
+                state: State::Supervisor,
+                uid: Some(65534),
+                flocked: Some(false),
+            },
+        ];
+        assert_eq!(
+            render_json(&entries),
+            "{\"held\":true,\"locks\":[{\"path\":\"/l/updates.lock\",\"state\":\"free\",\"flocked\":null},{\"path\":\"/l/resin-updates.lock\",\"state\":\"supervisor\",\"owner_uid\":65534,\"flocked\":false}]}\n"
+        );
+    }
+}
