@@ -74,7 +74,8 @@ fn foreign_objects_are_reported_and_left_exactly_as_they_were() {
     let d = dir();
     let elsewhere = d.path().join("elsewhere");
     fs::write(&elsewhere, b"target").unwrap();
-    let cases: Vec<(&str, Foreign, Box<dyn Fn(&Path)>)> = vec![
+    type Make = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Foreign, Make)> = vec![
         (
             "empty",
             Foreign::File,
