@@ -443,6 +443,15 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_exit_code() {
+        let readme = include_str!("../../README.md");
+        for e in exit::Exit::ALL {
+            let row = format!("| {} | {} |", e.code(), e.meaning());
+            assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+    }
+
+    #[test]
     fn every_help_lists_every_exit_code() {
         for topic in [None, Some("run"), Some("hold"), Some("status")] {
             let h = help(topic);
