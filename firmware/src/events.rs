@@ -5,8 +5,9 @@
 //! watched with inotify, and both are `poll`ed together, so a wait costs no
 //! wakeups at all and a SIGTERM is seen the instant it arrives — never
 //! between a check and a sleep. The signals are blocked before anything else
-//! runs ([`Events::new`] is the first thing `main` does); children get the
-//! default mask back when they are spawned (std resets it).
+//! runs ([`Events::new`] is the first thing `main` does). A blocked mask is
+//! inherited across exec, so whoever spawns a child must unblock them in it
+//! ([`crate::section::run`] does).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -62,6 +63,11 @@ pub enum Event {
     Child,
     /// A watched lock name changed: removed, renamed, created, or closed by a writer.
     LockChanged,
+    /// A writer closed an updlock temporary in a watched directory. A holder
+    /// that created its lock keeps the descriptor it opened under the
+    /// temporary name, so this is how its death shows; it is also what every
+    /// other taker's attempt looks like, so it is only a hint.
+    TemporaryClosed,
     /// The deadline passed.
     Timeout,
 }
@@ -85,6 +91,12 @@ const DIR_GONE: AddWatchFlags = AddWatchFlags::IN_DELETE_SELF
     .union(AddWatchFlags::IN_IGNORED)
     .union(AddWatchFlags::IN_UNMOUNT)
     .union(AddWatchFlags::IN_Q_OVERFLOW);
+
+enum Change {
+    Lock,
+    Temporary,
+    Other,
+}
 
 /// Signals, inotify and deadlines in one `poll`.
 pub struct Events {
@@ -203,8 +215,12 @@ impl Events {
                     return Ok(ev);
                 }
             }
-            if ino_ready && self.read_lock_changes()? {
-                return Ok(Event::LockChanged);
+            if ino_ready {
+                match self.read_lock_changes()? {
+                    Change::Lock => return Ok(Event::LockChanged),
+                    Change::Temporary => return Ok(Event::TemporaryClosed),
+                    Change::Other => {}
+                }
             }
         }
     }
@@ -223,12 +239,13 @@ impl Events {
         })
     }
 
-    /// Reads every queued inotify event; true if one concerns a lock name.
-    fn read_lock_changes(&mut self) -> Result<bool, Errno> {
+    /// Reads every queued inotify event and says the most important.
+    fn read_lock_changes(&mut self) -> Result<Change, Errno> {
         let Some(ino) = &self.inotify else {
-            return Ok(false);
+            return Ok(Change::Other);
         };
         let mut relevant = false;
+        let mut temporary = false;
         loop {
             let events = match ino.read_events() {
                 Ok(evs) => evs,
@@ -243,14 +260,24 @@ impl Events {
                     relevant = true;
                     continue;
                 }
-                let ours = self.names.get(&ev.wd).is_some_and(|names| {
-                    ev.name
-                        .as_ref()
-                        .is_some_and(|n| names.iter().any(|m| m == n))
-                });
-                relevant |= ours;
+                let Some(name) = ev.name.as_ref() else {
+                    continue;
+                };
+                let watched = self
+                    .names
+                    .get(&ev.wd)
+                    .is_some_and(|names| names.iter().any(|m| m == name));
+                relevant |= watched;
+                temporary |= ev.mask.contains(AddWatchFlags::IN_CLOSE_WRITE)
+                    && crate::lock::is_temporary(name);
             }
         }
-        Ok(relevant)
+        Ok(if relevant {
+            Change::Lock
+        } else if temporary {
+            Change::Temporary
+        } else {
+            Change::Other
+        })
     }
 }

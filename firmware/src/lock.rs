@@ -549,6 +549,76 @@ impl Drop for LockFile {
     }
 }
 
+/// Whether the lock at `path` may be ours to take now: gone, or updlock's
+/// and no longer flocked (its holder died). Anyone else's file leaves by
+/// being removed, which wakes us anyway. Without `/proc/locks` the answer is
+/// no: a temporary's close could not be told from a dead holder, and taking
+/// every one for a death would make waiters wake each other forever.
+fn may_be_free(path: &Path) -> Result<bool, LockError> {
+    let target = Target::open(path)?;
+    Ok(match observe(&target)? {
+        Observed::Free => true,
+        Observed::Present {
+            foreign: None,
+            uid,
+            tag: Some(_),
+            id,
+            ..
+        } if uid != SUPERVISOR_UID => flocked(id) == Some(false),
+        Observed::Present { .. } => false,
+    })
+}
+
+/// Whether a name is one of updlock's temporaries.
+pub fn is_temporary(name: &OsStr) -> bool {
+    let b = name.as_bytes();
+    b.starts_with(TEMP_PREFIX.as_bytes()) && b.ends_with(TEMP_SUFFIX.as_bytes())
+}
+
+/// Whether the file `id` is flocked, from `/proc/locks`; `None` if that
+/// cannot be read. Never takes a flock itself: even a moment's probe could
+/// make a re-taking updlock or the host's `flock -nx` check see it held.
+pub fn flocked(id: FileId) -> Option<bool> {
+    let mut f = File::open("/proc/locks").ok()?;
+    // One read() is one consistent snapshot: across several reads the kernel
+    // may skip entries when other locks come and go in between.
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        if n < buf.len() {
+            buf.truncate(n);
+            break;
+        }
+        buf = vec![0u8; buf.len() * 4];
+        f = File::open("/proc/locks").ok()?;
+    }
+    Some(proc_locks_lists(&String::from_utf8_lossy(&buf), id))
+}
+
+/// Whether `/proc/locks` text lists a granted flock on the file `id`.
+fn proc_locks_lists(proc_locks: &str, id: FileId) -> bool {
+    let major = nix::sys::stat::major(id.dev);
+    let minor = nix::sys::stat::minor(id.dev);
+    proc_locks.lines().any(|line| {
+        let mut f = line.split_whitespace();
+        let _number = f.next();
+        // "->" in this place marks a waiter, not a holder.
+        if f.next() != Some("FLOCK") {
+            return false;
+        }
+        let Some(dev_ino) = f.nth(3) else {
+            return false;
+        };
+        let mut parts = dev_ino.split(':');
+        let (Some(ma), Some(mi), Some(ino)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        u64::from_str_radix(ma, 16) == Ok(major)
+            && u64::from_str_radix(mi, 16) == Ok(minor)
+            && ino.parse::<u64>() == Ok(id.ino)
+    })
+}
+
 fn held(target: &Target, holder: Holder) -> LockError {
     LockError::Held {
         path: target.path(),
@@ -691,10 +761,7 @@ fn sweep_temporaries(target: &Target) {
         .iter()
         .filter_map(Result::ok)
         .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
-        .filter(|n| {
-            let b = n.as_bytes();
-            b.starts_with(TEMP_PREFIX.as_bytes()) && b.ends_with(TEMP_SUFFIX.as_bytes())
-        })
+        .filter(|n| is_temporary(n))
         .collect();
     for name in names {
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
@@ -819,20 +886,25 @@ impl LockSet {
                         log::info!("{}: {holder}; waiting", path.display());
                         announced = true;
                     }
-                    match events.next(deadline) {
-                        Ok(Event::Signal(sig)) => {
-                            return Err(LockError::Interrupted {
-                                path,
-                                signal: sig.as_str(),
-                            })
+                    loop {
+                        match events.next(deadline) {
+                            Ok(Event::Signal(sig)) => {
+                                return Err(LockError::Interrupted {
+                                    path,
+                                    signal: sig.as_str(),
+                                })
+                            }
+                            Ok(Event::Timeout) => {
+                                // One last look: the holder may have gone just now.
+                                return Self::take(Self::targets(paths)?);
+                            }
+                            // Maybe the holder died (see the event's doc). Look
+                            // without opening anything for writing, so that our
+                            // look wakes no other waiter.
+                            Ok(Event::TemporaryClosed) if !may_be_free(&path)? => {}
+                            Ok(_) => break,
+                            Err(e) => return Err(os(&path, "wait")(e)),
                         }
-                        Ok(Event::Timeout) => {
-                            // One last look: the holder may have gone just now.
-                            let targets = Self::targets(paths)?;
-                            return Self::take(targets);
-                        }
-                        Ok(_) => continue,
-                        Err(e) => return Err(os(&path, "wait")(e)),
                     }
                 }
                 Err(e) => return Err(e),

@@ -50,7 +50,7 @@ pub fn hold(
                     return Ok(HoldEnd::Overridden(path, how));
                 }
             }
-            Event::Child => {}
+            Event::Child | Event::TemporaryClosed => {}
         }
     }
 }
@@ -111,9 +111,17 @@ pub fn run(
     cmd.args(args);
     let parent = nix::unistd::getpid();
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // two async-signal-safe system calls (prctl, getppid) and raise.
+    // async-signal-safe system calls (sigprocmask, prctl, getppid, kill).
     unsafe {
         cmd.pre_exec(move || {
+            // The mask we block our stop signals with survives exec: the
+            // program must get SIGTERM like any process would.
+            nix::sys::signal::pthread_sigmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map_err(io::Error::from)?;
             // If updlock is killed (even SIGKILL), the program must not go on
             // driving the machine without the lock.
             nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from)?;
@@ -156,7 +164,7 @@ pub fn run(
             return Ok(Ok(end));
         }
         match events.next(kill_at).map_err(wait_error(set))? {
-            Event::Child => {}
+            Event::Child | Event::TemporaryClosed => {}
             Event::Signal(s) => {
                 log::info!("{}: forwarding it to the program", s.as_str());
                 end.stopped_by.get_or_insert(s);

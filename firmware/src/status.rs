@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::lock::{observe, FileId, Foreign, LockError, Observed, Target, SUPERVISOR_UID};
+use crate::lock::{flocked, observe, Foreign, LockError, Observed, Target, SUPERVISOR_UID};
 use crate::tag::Tag;
 
 /// The state of one lock file.
@@ -48,15 +48,10 @@ impl Entry {
 
 /// Looks at every lock file in `paths`.
 pub fn inspect(paths: &[PathBuf]) -> Result<Vec<Entry>, LockError> {
-    let locks = std::fs::read_to_string("/proc/locks").ok();
-    let mut out = Vec::with_capacity(paths.len());
-    for p in paths {
-        out.push(inspect_one(p, locks.as_deref())?);
-    }
-    Ok(out)
+    paths.iter().map(|p| inspect_one(p)).collect()
 }
 
-fn inspect_one(path: &Path, locks: Option<&str>) -> Result<Entry, LockError> {
+fn inspect_one(path: &Path) -> Result<Entry, LockError> {
     let target = Target::open(path)?;
     let (foreign, uid, id, tag) = match observe(&target)? {
         Observed::Free => {
@@ -75,7 +70,7 @@ fn inspect_one(path: &Path, locks: Option<&str>) -> Result<Entry, LockError> {
             ..
         } => (foreign, uid, id, tag),
     };
-    let flocked = locks.map(|l| is_flocked(l, id));
+    let flocked = flocked(id);
     let state = match (foreign, tag) {
         (Some(kind), _) => State::Foreign(kind),
         _ if uid == SUPERVISOR_UID => State::Supervisor,
@@ -88,31 +83,6 @@ fn inspect_one(path: &Path, locks: Option<&str>) -> Result<Entry, LockError> {
         state,
         uid: Some(uid),
         flocked,
-    })
-}
-
-/// Whether `/proc/locks` lists a granted flock on the file `id`.
-fn is_flocked(proc_locks: &str, id: FileId) -> bool {
-    let major = nix::sys::stat::major(id.dev);
-    let minor = nix::sys::stat::minor(id.dev);
-    proc_locks.lines().any(|line| {
-        let mut f = line.split_whitespace();
-        let _number = f.next();
-        let Some(kind) = f.next() else { return false };
-        // "->" marks a waiter, not a holder.
-        if kind != "FLOCK" {
-            return false;
-        }
-        let Some(dev_ino) = f.nth(3) else {
-            return false;
-        };
-        let mut parts = dev_ino.split(':');
-        let (Some(ma), Some(mi), Some(ino)) = (parts.next(), parts.next(), parts.next()) else {
-            return false;
-        };
-        u64::from_str_radix(ma, 16) == Ok(major)
-            && u64::from_str_radix(mi, 16) == Ok(minor)
-            && ino.parse::<u64>() == Ok(id.ino)
     })
 }
 
@@ -216,23 +186,6 @@ fn json_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn proc_locks_lines() {
-        let id = FileId {
-            dev: nix::sys::stat::makedev(0, 0x1b),
-            ino: 5678,
-        };
-        let granted = "1: FLOCK  ADVISORY  WRITE 1234 00:1b:5678 0 EOF\n";
-        let waiter = "1: -> FLOCK  ADVISORY  WRITE 99 00:1b:5678 0 EOF\n";
-        let posix = "2: POSIX  ADVISORY  WRITE 1234 00:1b:5678 0 EOF\n";
-        let other = "3: FLOCK  ADVISORY  WRITE 1234 00:1b:5679 0 EOF\n";
-        assert!(is_flocked(granted, id));
-        assert!(!is_flocked(waiter, id));
-        assert!(!is_flocked(posix, id));
-        assert!(!is_flocked(other, id));
-        assert!(is_flocked(&format!("{other}{granted}"), id));
-    }
 
     #[test]
     fn json_escapes() {

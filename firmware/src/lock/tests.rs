@@ -348,3 +348,20 @@ fn racing_retakers_of_one_stale_lock_never_both_win() {
         assert_eq!(held.len(), 1, "exactly one re-taker wins");
     }
 }
+
+#[test]
+fn proc_locks_lines() {
+    let id = FileId {
+        dev: nix::sys::stat::makedev(0, 0x1b),
+        ino: 5678,
+    };
+    let granted = "1: FLOCK  ADVISORY  WRITE 1234 00:1b:5678 0 EOF\n";
+    let waiter = "1: -> FLOCK  ADVISORY  WRITE 99 00:1b:5678 0 EOF\n";
+    let posix = "2: POSIX  ADVISORY  WRITE 1234 00:1b:5678 0 EOF\n";
+    let other = "3: FLOCK  ADVISORY  WRITE 1234 00:1b:5679 0 EOF\n";
+    assert!(proc_locks_lists(granted, id));
+    assert!(!proc_locks_lists(waiter, id));
+    assert!(!proc_locks_lists(posix, id));
+    assert!(!proc_locks_lists(other, id));
+    assert!(proc_locks_lists(&format!("{other}{granted}"), id));
+}
