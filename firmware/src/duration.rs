@@ -11,7 +11,7 @@ pub enum DurationError {
     /// Nothing was given.
     #[error("empty duration (examples: 500ms, 10s, 5m, 1h)")]
     Empty,
-    /// Not of the form NUMBER[UNIT].
+    /// Not of the form `NUMBER[UNIT]`.
     #[error("'{0}' is not a duration (examples: 500ms, 10s, 5m, 1h)")]
     Malformed(String),
     /// A unit other than ms, s, m, h.
