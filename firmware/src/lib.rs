@@ -3,7 +3,9 @@
 //! The library behind the `updlock` command. A reader finds the lock
 //! protocol in [`lock`], where the lock files are in [`location`], every wait
 //! (signals, directory changes, deadlines) in [`events`], what happens while
-//! the lock is held in [`section`], and the exit codes in [`exit`].
+//! the lock is held in [`section`], the actuator line in [`pin`] (Linux
+//! backend in [`gpio`], board profiles in [`board`]), the input-driven lock of
+//! `updlock watch` in [`watch`], and the exit codes in [`exit`].
 //!
 //! Caveats stated plainly:
 //! - Drop guards release the lock on return, error and panic (the release
@@ -14,9 +16,11 @@
 //!   file the supervisor put in its place is never touched.
 #![deny(missing_docs)]
 
+pub mod board;
 pub mod duration;
 pub mod events;
 pub mod exit;
+pub mod linespec;
 pub mod location;
 pub mod lock;
 pub mod nofollow;
