@@ -6,16 +6,21 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use updlock::board::{self, BoardError};
 use updlock::duration::Wait;
 use updlock::events::Events;
 use updlock::exit::Exit;
+use updlock::gpio::{self, GpioError, Output};
+use updlock::linespec::{ChipRef, LineSpec};
 use updlock::location::{self, Env, LocationError};
-use updlock::lock::{LockError, LockSet};
+use updlock::lock::{self, LockError, LockSet};
 use updlock::notify::notify;
-use updlock::section::{self, HoldEnd, SpawnError};
+use updlock::pin::{Actuate, Actuator, NoActuator, PinError};
+use updlock::section::{self, HoldEnd, SectionError};
 use updlock::status;
+use updlock::watch::{self, WatchError};
 
-use crate::cli::{self, Command, Config, UsageError};
+use crate::cli::{self, Command, Config, LineChoice, LineSource, UsageError};
 
 /// Everything that ends updlock early.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +32,40 @@ enum Failure {
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
-    Spawn(#[from] SpawnError),
+    Gpio(#[from] GpioError),
+    #[error(transparent)]
+    Board(#[from] BoardError),
+    #[error("{line}: --safe {safe} is the active level of an {polarity} line: the safe level is {inactive} (drop --safe, or {hint})")]
+    SafeConflict {
+        line: String,
+        safe: &'static str,
+        polarity: &'static str,
+        inactive: &'static str,
+        hint: &'static str,
+    },
+    /// The line could not be driven; the message is already out.
+    #[error(transparent)]
+    Pin(#[from] PinError),
     #[error("cannot set up signal handling: {0}")]
     Signals(nix::errno::Errno),
+}
+
+impl From<SectionError> for Failure {
+    fn from(e: SectionError) -> Self {
+        match e {
+            SectionError::Lock(e) => Failure::Lock(e),
+            SectionError::Pin(e) => Failure::Pin(e),
+        }
+    }
+}
+
+impl From<WatchError> for Failure {
+    fn from(e: WatchError) -> Self {
+        match e {
+            WatchError::Lock(e) => Failure::Lock(e),
+            WatchError::Gpio(e) => Failure::Gpio(e),
+        }
+    }
 }
 
 impl Failure {
@@ -38,8 +74,9 @@ impl Failure {
             Failure::Usage(_) => Exit::Usage.code(),
             Failure::Location(e) => e.exit().code(),
             Failure::Lock(e) => e.exit().code(),
-            Failure::Spawn(e) => e.code() as u8,
-            Failure::Signals(_) => Exit::OsError.code(),
+            Failure::Gpio(e) => e.exit().code(),
+            Failure::Board(_) | Failure::SafeConflict { .. } => Exit::Unavailable.code(),
+            Failure::Pin(_) | Failure::Signals(_) => Exit::OsError.code(),
         }
     }
 }
@@ -110,17 +147,133 @@ fn execute(config: Config, events: &mut Events) -> Result<u8, Failure> {
         }
         _ => {}
     }
+    if let Command::Safe { line } = &config.command {
+        // No lock is involved: this is the recovery path after a crash.
+        return safe_cmd(line);
+    }
+    // A bad line is refused before any lock is looked for, and an actuator
+    // line is requested in its safe state before the lock is taken: the
+    // first thing a restart after a crash does is make the line safe.
+    let actuator = match &config.command {
+        Command::Run { line, .. } | Command::Hold { line, .. } => match line {
+            Some(choice) => Some(open_actuator(choice)?),
+            None => None,
+        },
+        _ => None,
+    };
     let paths = location::resolve(&config.location, &Env::from_process())?;
     match config.command {
         Command::Status { json } => status_cmd(&paths, json),
-        Command::Hold { duration } => hold_cmd(&paths, config.wait, duration, events),
+        Command::Hold { duration, .. } => hold_cmd(&paths, config.wait, actuator, duration, events),
         Command::Run {
             grace,
             program,
             args,
-        } => run_cmd(&paths, config.wait, grace, &program, &args, events),
-        Command::Help(_) | Command::Version => Ok(Exit::Ok.code()),
+            ..
+        } => run_cmd(
+            &paths,
+            config.wait,
+            actuator,
+            grace,
+            &program,
+            &args,
+            events,
+        ),
+        Command::Watch { input, debounce } => watch_cmd(&paths, &input, debounce, events),
+        Command::Help(_) | Command::Version | Command::Safe { .. } => Ok(Exit::Ok.code()),
     }
+}
+
+/// The line a choice names, and how to call it in messages.
+fn resolve_line(choice: &LineChoice) -> Result<(LineSpec, String), Failure> {
+    match &choice.source {
+        LineSource::Spec(spec) => Ok((spec.clone(), spec.to_string())),
+        LineSource::BoardPin { board, pin } => {
+            let b = board::load(board)?;
+            let (offset, name) = b.line(*pin)?;
+            let shown = match name {
+                Some(n) => format!("{} pin {pin} ({n})", b.id()),
+                None => format!("{} pin {pin}", b.id()),
+            };
+            // The header chip by label, never by number; a board whose label
+            // changed between kernels lists both.
+            for label in b.chip_labels() {
+                let spec = LineSpec::Chip {
+                    chip: ChipRef::Label(label.clone()),
+                    offset,
+                };
+                match gpio::find(&spec) {
+                    Ok(_) => return Ok((spec, shown)),
+                    Err(GpioError::NoChip { .. } | GpioError::NoChips { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(gpio::no_board_chip(&shown, b.chip_labels()).into())
+        }
+    }
+}
+
+fn check_safe(choice: &LineChoice, shown: &str) -> Result<(), Failure> {
+    match choice.safe {
+        Some(level) if level != choice.polarity.safe() => Err(Failure::SafeConflict {
+            line: shown.to_string(),
+            safe: level.as_str(),
+            polarity: match choice.polarity {
+                updlock::pin::Polarity::ActiveHigh => "active-high",
+                updlock::pin::Polarity::ActiveLow => "active-low",
+            },
+            inactive: choice.polarity.safe().as_str(),
+            hint: match choice.polarity {
+                updlock::pin::Polarity::ActiveHigh => {
+                    "add --active-low if the actuator is on when low"
+                }
+                updlock::pin::Polarity::ActiveLow => {
+                    "drop --active-low if the actuator is on when high"
+                }
+            },
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn open_actuator(choice: &LineChoice) -> Result<Actuator<Output>, Failure> {
+    let (spec, shown) = resolve_line(choice)?;
+    check_safe(choice, &shown)?;
+    let out = gpio::open_output(&spec, choice.polarity)?;
+    log::info!(
+        "{shown}: requested as output, safe ({})",
+        choice.polarity.safe().as_str()
+    );
+    Ok(Actuator::new(out, choice.polarity, shown))
+}
+
+fn safe_cmd(choice: &LineChoice) -> Result<u8, Failure> {
+    let (spec, shown) = resolve_line(choice)?;
+    check_safe(choice, &shown)?;
+    // The request itself drives the safe level (its initial value); releasing
+    // it then leaves the line as it is on a Raspberry Pi (SPEC §7).
+    drop(gpio::open_output(&spec, choice.polarity)?);
+    log::info!(
+        "{shown}: driven to its safe level ({})",
+        choice.polarity.safe().as_str()
+    );
+    Ok(Exit::Ok.code())
+}
+
+fn watch_cmd(
+    paths: &[PathBuf],
+    input: &LineChoice,
+    debounce: Duration,
+    events: &mut Events,
+) -> Result<u8, Failure> {
+    lock::check_uid()?;
+    let (spec, shown) = resolve_line(input)?;
+    let mut line = gpio::open_input(&spec, input.polarity)?;
+    log::info!("{shown}: watching as input");
+    let stop = watch::watch(paths, &mut line, events, debounce, || notify("READY=1"))?;
+    notify("STOPPING=1");
+    log::info!("{}: stopped", stop.as_str());
+    Ok(Exit::Ok.code())
 }
 
 fn status_cmd(paths: &[PathBuf], json: bool) -> Result<u8, Failure> {
@@ -160,19 +313,32 @@ fn release(set: LockSet) -> Result<(), Failure> {
 fn hold_cmd(
     paths: &[PathBuf],
     wait: Wait,
+    actuator: Option<Actuator<Output>>,
     duration: Option<Duration>,
     events: &mut Events,
 ) -> Result<u8, Failure> {
     let set = take(paths, wait, events)?;
+    // Declared after the lock, so dropped (made safe) before it on every
+    // path, unwinding included.
+    let mut act = into_dyn(actuator);
     let until = duration.map(|d| Instant::now() + d);
-    let mut out = std::io::stdout().lock();
-    // A closed stdout must not cost the lock: the line is a courtesy.
-    let _ = writeln!(out, "held").and_then(|()| out.flush());
-    drop(out);
-    notify("READY=1");
-    let end = section::hold(&set, events, until);
+    let said_held = || {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout must not cost the lock: the line is a courtesy.
+        let _ = writeln!(out, "held").and_then(|()| out.flush());
+        drop(out);
+        notify("READY=1");
+    };
+    let outcome = section::hold(&set, act.as_mut(), events, until, said_held);
     notify("STOPPING=1");
-    let end = end?;
+    drop(act);
+    let (end, safe) = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            release(set)?;
+            return Err(e.into());
+        }
+    };
     let code = match &end {
         HoldEnd::Expired => Exit::Ok,
         HoldEnd::Stopped(sig) => {
@@ -188,25 +354,41 @@ fn hold_cmd(
         }
     };
     release(set)?;
+    safe?;
     Ok(code.code())
+}
+
+fn into_dyn(actuator: Option<Actuator<Output>>) -> Box<dyn Actuate> {
+    match actuator {
+        Some(a) => Box::new(a),
+        None => Box::new(NoActuator),
+    }
 }
 
 fn run_cmd(
     paths: &[PathBuf],
     wait: Wait,
+    actuator: Option<Actuator<Output>>,
     grace: Duration,
     program: &std::ffi::OsStr,
     args: &[OsString],
     events: &mut Events,
 ) -> Result<u8, Failure> {
     let set = take(paths, wait, events)?;
-    let outcome = section::run(&set, events, program, args, grace);
+    // Declared after the lock, so dropped (made safe) before it.
+    let mut act = into_dyn(actuator);
+    let outcome = section::run(&set, act.as_mut(), events, program, args, grace);
+    drop(act);
     // Release whatever happened to the program; report its failure after.
     let released = release(set);
-    let end = outcome??;
+    let end = outcome?;
     released?;
+    if let Some(e) = &end.spawn_error {
+        eprintln!("updlock: {e}");
+    }
     if end.killed {
         log::warn!("the program was killed after the grace period");
     }
+    end.safe?;
     Ok(u8::try_from(end.code).unwrap_or(Exit::Internal.code()))
 }

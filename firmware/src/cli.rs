@@ -11,7 +11,9 @@ use lexopt::prelude::*;
 
 use updlock::duration::{self, Wait};
 use updlock::exit;
+use updlock::linespec::{self, LineSpec};
 use updlock::location::{HostLayout, Location, HELIOS_ROOT, SERVICES_ROOT};
+use updlock::pin::{Level, Polarity};
 
 /// What the user asked for, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,11 +28,38 @@ pub struct Config {
     pub command: Command,
 }
 
+/// Where a line is: a `--gpio`/`--input` value, or a board pin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineSource {
+    /// `--gpio LINE` / `--input LINE`.
+    Spec(LineSpec),
+    /// `--board B --pin N`.
+    BoardPin {
+        /// A built-in board id or a profile file.
+        board: String,
+        /// The physical header pin.
+        pin: u32,
+    },
+}
+
+/// A line and how to drive or read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineChoice {
+    /// Where the line is.
+    pub source: LineSource,
+    /// `--active-low`.
+    pub polarity: Polarity,
+    /// `--safe low|high`, if given; it must be the inactive level.
+    pub safe: Option<Level>,
+}
+
 /// A subcommand and its own options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Hold the lock while PROGRAM runs.
     Run {
+        /// The actuator line, if any.
+        line: Option<LineChoice>,
         /// How long PROGRAM has after a forwarded stop signal.
         grace: Duration,
         /// The program.
@@ -40,8 +69,22 @@ pub enum Command {
     },
     /// Hold the lock until a signal or `--for`.
     Hold {
+        /// The actuator line, if any.
+        line: Option<LineChoice>,
         /// `--for`.
         duration: Option<Duration>,
+    },
+    /// Hold the lock while an input line is active.
+    Watch {
+        /// The input line.
+        input: LineChoice,
+        /// How long the input must stay inactive before the lock goes.
+        debounce: Duration,
+    },
+    /// Drive a line to its safe state and exit.
+    Safe {
+        /// The line.
+        line: LineChoice,
     },
     /// Report who holds the lock files.
     Status {
@@ -68,6 +111,9 @@ impl From<lexopt::Error> for UsageError {
 /// The default for `run --grace`.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
+/// The default for `watch --debounce`.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 struct Raw {
     lock_dir: Option<PathBuf>,
@@ -84,6 +130,18 @@ struct Raw {
     json: bool,
     help: bool,
     version: bool,
+    gpio: Option<LineSpec>,
+    input: Option<LineSpec>,
+    board: Option<String>,
+    pin: Option<u32>,
+    active_low: bool,
+    safe: Option<Level>,
+    debounce: Option<Duration>,
+}
+
+fn line_of(value: OsString, flag: &str) -> Result<LineSpec, UsageError> {
+    let text = text_of(value, flag)?;
+    linespec::parse(&text).map_err(|e| UsageError(format!("{flag}: {e}")))
 }
 
 fn duration_of(value: OsString, flag: &str) -> Result<Duration, UsageError> {
@@ -125,14 +183,44 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
             Long("grace") if in_sub("run") => raw.grace = Some(duration_of(p.value()?, "--grace")?),
             Long("for") if in_sub("hold") => raw.duration = Some(duration_of(p.value()?, "--for")?),
             Long("json") if in_sub("status") => raw.json = true,
+            Long("gpio") if in_sub("run") || in_sub("hold") || in_sub("safe") => {
+                raw.gpio = Some(line_of(p.value()?, "--gpio")?)
+            }
+            Long("input") if in_sub("watch") => raw.input = Some(line_of(p.value()?, "--input")?),
+            Long("board") if gpio_sub(sub.as_deref()) => {
+                raw.board = Some(text_of(p.value()?, "--board")?)
+            }
+            Long("pin") if gpio_sub(sub.as_deref()) => {
+                let v = text_of(p.value()?, "--pin")?;
+                raw.pin =
+                    Some(v.parse().map_err(|_| {
+                        UsageError(format!("--pin: '{v}' is not a header pin number"))
+                    })?);
+            }
+            Long("active-low") if gpio_sub(sub.as_deref()) => raw.active_low = true,
+            Long("safe") if in_sub("run") || in_sub("hold") || in_sub("safe") => {
+                let v = text_of(p.value()?, "--safe")?;
+                raw.safe = Some(match v.as_str() {
+                    "low" | "0" => Level::Low,
+                    "high" | "1" => Level::High,
+                    other => {
+                        return Err(UsageError(format!(
+                            "--safe: '{other}' is not a level (low or high)"
+                        )))
+                    }
+                });
+            }
+            Long("debounce") if in_sub("watch") => {
+                raw.debounce = Some(duration_of(p.value()?, "--debounce")?)
+            }
             Value(v) if sub.is_none() => {
                 let name = text_of(v, "subcommand")?;
                 match name.as_str() {
-                    "run" | "hold" | "status" | "help" => sub = Some(name),
+                    "run" | "hold" | "status" | "watch" | "safe" | "help" => sub = Some(name),
                     other => {
                         return Err(UsageError(format!(
-                            "unknown subcommand '{other}' (expected run, hold or status)"
-                        )))
+                        "unknown subcommand '{other}' (expected run, hold, watch, safe or status)"
+                    )))
                     }
                 }
             }
@@ -159,7 +247,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
     if raw.help || sub.as_deref() == Some("help") || sub.is_none() {
         if sub.is_none() && !raw.help {
             return Err(UsageError(
-                "a subcommand is needed: run, hold or status".to_string(),
+                "a subcommand is needed: run, hold, watch, safe or status".to_string(),
             ));
         }
         let topic = help_topic.or(sub.filter(|s| s != "help"));
@@ -171,7 +259,31 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
         });
     }
     let location = location_of(&mut raw)?;
+    let line = line_choice(&mut raw)?;
+    if line.is_some() && !matches!(sub.as_deref(), Some("run" | "hold" | "safe" | "watch")) {
+        return Err(UsageError(
+            "line options go with run, hold, watch or safe".into(),
+        ));
+    }
+    if raw.wait.is_some() && matches!(sub.as_deref(), Some("watch" | "safe")) {
+        return Err(UsageError(
+            "watch and safe do not take --wait (watch waits for the lock by itself)".into(),
+        ));
+    }
     let command = match sub.as_deref() {
+        Some("watch") => Command::Watch {
+            input: line.ok_or_else(|| {
+                UsageError(
+                    "watch: an input line is needed: --input LINE or --board B --pin N".into(),
+                )
+            })?,
+            debounce: raw.debounce.unwrap_or(DEFAULT_DEBOUNCE),
+        },
+        Some("safe") => Command::Safe {
+            line: line.ok_or_else(|| {
+                UsageError("safe: a line is needed: --gpio LINE or --board B --pin N".into())
+            })?,
+        },
         Some("run") => {
             let (program, args) = program.ok_or_else(|| {
                 UsageError(
@@ -179,12 +291,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
                 )
             })?;
             Command::Run {
+                line,
                 grace: raw.grace.unwrap_or(DEFAULT_GRACE),
                 program,
                 args,
             }
         }
         Some("hold") => Command::Hold {
+            line,
             duration: raw.duration,
         },
         _ => {
@@ -200,6 +314,46 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
         verbosity,
         command,
     })
+}
+
+fn gpio_sub(sub: Option<&str>) -> bool {
+    matches!(sub, Some("run" | "hold" | "safe" | "watch"))
+}
+
+fn line_choice(raw: &mut Raw) -> Result<Option<LineChoice>, UsageError> {
+    let spec = raw.gpio.take().or(raw.input.take());
+    let source = match (spec, raw.board.take(), raw.pin.take()) {
+        (None, None, None) => {
+            if raw.active_low || raw.safe.is_some() {
+                return Err(UsageError(
+                    "--active-low and --safe need a line: --gpio LINE or --board B --pin N".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        (Some(spec), None, None) => LineSource::Spec(spec),
+        (None, Some(board), Some(pin)) => LineSource::BoardPin { board, pin },
+        (None, Some(_), None) => return Err(UsageError("--board needs --pin N".into())),
+        (None, None, Some(_)) => {
+            return Err(UsageError(
+                "--pin needs --board B (see 'updlock help boards')".into(),
+            ))
+        }
+        (Some(_), _, _) => {
+            return Err(UsageError(
+                "choose either a line (--gpio/--input) or --board with --pin".into(),
+            ))
+        }
+    };
+    Ok(Some(LineChoice {
+        source,
+        polarity: if raw.active_low {
+            Polarity::ActiveLow
+        } else {
+            Polarity::ActiveHigh
+        },
+        safe: raw.safe,
+    }))
 }
 
 fn location_of(raw: &mut Raw) -> Result<Location, UsageError> {
@@ -255,6 +409,16 @@ Where the locks are (default: the container layout):
   --lock FILE           lock exactly FILE (repeatable)
 ";
 
+const LINE_HELP: &str = "\
+The actuator line (optional; without it only the lock is held):
+  --gpio LINE           a line name (GPIO17: searched on every chip, must be unique),
+                        CHIP:OFFSET (gpiochip0:17, /dev/gpiochip0:17, pinctrl-bcm2835:17),
+                        or file:PATH (a file standing in for a line, for tests and dry runs)
+  --board B --pin N     physical header pin N of board B (see 'updlock help boards')
+  --active-low          the actuator is on when the line is low
+  --safe low|high       state the safe level explicitly; it must be the inactive one
+";
+
 const COMMON_HELP: &str = "\
   -w, --wait DURATION   wait this long for a lock held by someone else
                         (0 = fail at once, the default; 'forever')
@@ -269,37 +433,84 @@ pub fn help(topic: Option<&str>) -> String {
     let codes = exit::table();
     match topic {
         Some("run") => format!(
-            "updlock run: hold the update lock while PROGRAM runs
+            "updlock run: hold the update lock (and the actuator) while PROGRAM runs
 
-Usage: updlock [LOCATION] [--wait DURATION] [-q|-v] run [--grace DURATION] [--] PROGRAM [ARGS...]
+Usage: updlock [LOCATION] [--wait DURATION] [-q|-v] run [--gpio LINE ...] [--grace DURATION] [--] PROGRAM [ARGS...]
 
-Takes the lock, runs PROGRAM, releases the lock when PROGRAM ends, and exits
-with PROGRAM's status (128+N if it died of signal N). SIGTERM, SIGINT and
-SIGHUP are forwarded to PROGRAM; if it has not ended --grace after that
-(default 5s), it is killed, then the lock is released. If the lock is
-overridden (the supervisor removed it), PROGRAM gets SIGTERM at once.
-PROGRAM gets SIGTERM if updlock itself is killed.
+Requests the line in its safe state, takes the lock, drives the line active,
+runs PROGRAM; when PROGRAM ends, drives the line safe, then releases the lock,
+and exits with PROGRAM's status (128+N if it died of signal N). On SIGTERM,
+SIGINT or SIGHUP the line goes safe first, then the signal is forwarded to
+PROGRAM; if it has not ended --grace after that (default 5s), it is killed;
+then the lock is released. If the lock is overridden (the supervisor removed
+it), the line goes safe and PROGRAM gets SIGTERM at once. PROGRAM gets SIGTERM
+if updlock itself is killed.
 
   --grace DURATION      time PROGRAM has to end after a stop signal (default 5s)
-{LOCATION_HELP}{COMMON_HELP}
+{LINE_HELP}{LOCATION_HELP}{COMMON_HELP}
 Exit status:
 {codes}"
         ),
         Some("hold") => format!(
-            "updlock hold: take the update lock and hold it
+            "updlock hold: take the update lock (and the actuator) and hold it
 
-Usage: updlock [LOCATION] [--wait DURATION] [-q|-v] hold [--for DURATION]
+Usage: updlock [LOCATION] [--wait DURATION] [-q|-v] hold [--gpio LINE ...] [--for DURATION]
 
-Takes the lock, prints 'held' on stdout once it is held (and READY=1 to
-systemd when $NOTIFY_SOCKET is set), and holds it until SIGTERM, SIGINT or
-SIGHUP, or until --for runs out; then releases it and exits 0. If the lock
-is overridden (the supervisor removed it), it releases at once and exits 75.
+Requests the line in its safe state, takes the lock, drives the line active,
+prints 'held' on stdout (and READY=1 to systemd when $NOTIFY_SOCKET is set),
+and holds until SIGTERM, SIGINT or SIGHUP, or until --for runs out; then
+drives the line safe, releases the lock and exits 0. If the lock is
+overridden (the supervisor removed it), it does the same at once and exits 75.
 
   --for DURATION        release after this long
+{LINE_HELP}{LOCATION_HELP}{COMMON_HELP}
+Exit status:
+{codes}"
+        ),
+        Some("watch") => format!(
+            "updlock watch: hold the update lock while an input line is active
+
+Usage: updlock [LOCATION] [-q|-v] watch --input LINE [--active-low] [--debounce DURATION]
+
+For a machine whose own controller signals \"busy\" on an input: takes the lock
+when the input becomes active and releases it once the input has been inactive
+for --debounce (default 1s). If the supervisor holds the lock when the input
+becomes active, says so and takes it as soon as the supervisor's file goes
+away. Event-driven (line edge events), no polling. Runs until SIGTERM, SIGINT
+or SIGHUP; tells systemd READY=1 once armed.
+
+  --input LINE          the input line: NAME, CHIP:OFFSET or file:PATH, as --gpio
+  --board B --pin N     or a physical header pin of a board
+  --active-low          the input is active when low
+  --debounce DURATION   inactive time before the lock is released (default 1s)
 {LOCATION_HELP}{COMMON_HELP}
 Exit status:
 {codes}"
         ),
+        Some("safe") => format!(
+            "updlock safe: drive a line to its safe state and exit
+
+Usage: updlock safe --gpio LINE [--active-low] [--safe low|high]
+
+For systemd's ExecStopPost= and for recovery after a crash: a Raspberry Pi
+keeps a released output line as it was, so a SIGKILLed holder can leave an
+actuator on. Takes no lock.
+
+{LINE_HELP}
+Exit status:
+{codes}"
+        ),
+        Some("boards") => {
+            let mut out = String::from(
+                "Built-in board profiles (--board ID --pin N; or --board PATH to a profile file):\n",
+            );
+            for id in updlock::board::builtin_ids() {
+                if let Ok(b) = updlock::board::builtin(id) {
+                    out.push_str(&format!("  {id:<14} {}\n", b.model()));
+                }
+            }
+            out
+        }
         Some("status") => format!(
             "updlock status: who holds the update lock files
 
@@ -320,17 +531,21 @@ Exit status:
             "updlock {}: hold the balena update lock exactly while a critical section runs
 
 Usage:
-  updlock [LOCATION] [--wait DURATION] [-q|-v] run [--grace DURATION] [--] PROGRAM [ARGS...]
-  updlock [LOCATION] [--wait DURATION] [-q|-v] hold [--for DURATION]
+  updlock [LOCATION] [--wait DURATION] [-q|-v] run [--gpio LINE ...] [--grace DURATION] [--] PROGRAM [ARGS...]
+  updlock [LOCATION] [--wait DURATION] [-q|-v] hold [--gpio LINE ...] [--for DURATION]
+  updlock [LOCATION] [-q|-v] watch --input LINE [--active-low] [--debounce DURATION]
+  updlock safe --gpio LINE [--active-low]
   updlock [LOCATION] status [--json]
-  updlock help [run|hold|status]
+  updlock help [run|hold|watch|safe|status|boards]
 
 The lock is what the balena supervisor and balenaOS check: files created
 exclusively (never touched), each held with flock(2) while the lock is held,
 removed only while they are still ours. A lock that is already there is never
-taken over, unless it is updlock's own and its holder is dead.
+taken over, unless it is updlock's own and its holder is dead. With --gpio,
+the actuator line is active only while the lock is held: lock first, then the
+line; the line safe first, then the lock released — on every way out.
 
-{LOCATION_HELP}{COMMON_HELP}
+{LINE_HELP}{LOCATION_HELP}{COMMON_HELP}
 Exit status:
 {codes}",
             env!("CARGO_PKG_VERSION")
@@ -363,6 +578,7 @@ mod tests {
         assert_eq!(
             c.command,
             Command::Run {
+                line: None,
                 grace: Duration::from_secs(2),
                 program: "sh".into(),
                 args: vec!["-c".into(), "x".into()],
@@ -392,6 +608,7 @@ mod tests {
         assert_eq!(
             c.command,
             Command::Hold {
+                line: None,
                 duration: Some(Duration::from_secs(60))
             }
         );
@@ -409,6 +626,43 @@ mod tests {
     }
 
     #[test]
+    fn line_options() {
+        let c = parse_str(&["hold", "--gpio", "GPIO17", "--active-low", "--safe", "high"]).unwrap();
+        let Command::Hold { line: Some(l), .. } = c.command else {
+            panic!("no line")
+        };
+        assert_eq!(l.source, LineSource::Spec(LineSpec::Name("GPIO17".into())));
+        assert_eq!(l.polarity, Polarity::ActiveLow);
+        assert_eq!(l.safe, Some(Level::High));
+        let c = parse_str(&[
+            "watch",
+            "--board",
+            "rpi4b",
+            "--pin",
+            "11",
+            "--debounce",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.command,
+            Command::Watch {
+                input: LineChoice {
+                    source: LineSource::BoardPin {
+                        board: "rpi4b".into(),
+                        pin: 11
+                    },
+                    polarity: Polarity::ActiveHigh,
+                    safe: None,
+                },
+                debounce: Duration::from_secs(2),
+            }
+        );
+        let c = parse_str(&["safe", "--gpio", "gpiochip0:17"]).unwrap();
+        assert!(matches!(c.command, Command::Safe { .. }));
+    }
+
+    #[test]
     fn usage_errors() {
         for bad in [
             &["run"][..],
@@ -423,6 +677,22 @@ mod tests {
             &["--wait", "-1", "hold"],
             &["hold", "extra"],
             &["--lock-dir"],
+            &["hold", "--gpio", ""],
+            &["hold", "--gpio", "gpiochip0:x"],
+            &[
+                "hold", "--gpio", "GPIO17", "--board", "rpi4b", "--pin", "11",
+            ],
+            &["hold", "--board", "rpi4b"],
+            &["hold", "--pin", "11"],
+            &["hold", "--pin", "eleven", "--board", "rpi4b"],
+            &["hold", "--active-low"],
+            &["hold", "--gpio", "GPIO17", "--safe", "off"],
+            &["watch"],
+            &["watch", "--gpio", "GPIO17"],
+            &["safe"],
+            &["safe", "--gpio", "GPIO17", "--wait", "1s"],
+            &["status", "--gpio", "GPIO17"],
+            &["run", "--input", "GPIO17", "--", "true"],
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} was accepted");
         }
@@ -453,7 +723,14 @@ mod tests {
 
     #[test]
     fn every_help_lists_every_exit_code() {
-        for topic in [None, Some("run"), Some("hold"), Some("status")] {
+        for topic in [
+            None,
+            Some("run"),
+            Some("hold"),
+            Some("status"),
+            Some("watch"),
+            Some("safe"),
+        ] {
             let h = help(topic);
             for e in exit::Exit::ALL {
                 assert!(

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -68,6 +68,8 @@ pub enum Event {
     /// temporary name, so this is how its death shows; it is also what every
     /// other taker's attempt looks like, so it is only a hint.
     TemporaryClosed,
+    /// The input line passed to [`Events::next_with`] may have changed.
+    Input,
     /// The deadline passed.
     Timeout,
 }
@@ -174,6 +176,16 @@ impl Events {
     /// Waits for the next event, or until `deadline` (`None`: no deadline).
     /// Changes to other names in a watched directory are read and ignored.
     pub fn next(&mut self, deadline: Option<Instant>) -> Result<Event, Errno> {
+        self.next_with(deadline, None)
+    }
+
+    /// Like [`Events::next`], and also returns [`Event::Input`] when `input`
+    /// (an input line's descriptor) becomes readable. It is not read here.
+    pub fn next_with(
+        &mut self,
+        deadline: Option<Instant>,
+        input: Option<BorrowedFd<'_>>,
+    ) -> Result<Event, Errno> {
         loop {
             let timeout_ms: i32 = match deadline {
                 None => -1,
@@ -188,21 +200,26 @@ impl Events {
                     }
                 }
             };
-            let (ready, sig_ready, ino_ready) = {
+            let (ready, sig_ready, ino_ready, input_ready) = {
                 let sig_fd = self.signals.as_fd();
                 let ino_fd = self.inotify.as_ref().map(|i| i.as_fd());
                 let mut fds = vec![PollFd::new(&sig_fd, PollFlags::POLLIN)];
-                if let Some(fd) = &ino_fd {
+                let ino_at = ino_fd.as_ref().map(|fd| {
                     fds.push(PollFd::new(fd, PollFlags::POLLIN));
-                }
+                    fds.len() - 1
+                });
+                let input_at = input.as_ref().map(|fd| {
+                    fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                    fds.len() - 1
+                });
                 let ready = match poll(&mut fds, timeout_ms) {
                     Ok(n) => n,
                     Err(Errno::EINTR) => continue,
                     Err(e) => return Err(e),
                 };
+                let is_ready = |at: Option<usize>| at.and_then(|i| fds[i].any()).unwrap_or(false);
                 let sig = fds[0].any().unwrap_or(false);
-                let ino = fds.get(1).and_then(|f| f.any()).unwrap_or(false);
-                (ready, sig, ino)
+                (ready, sig, is_ready(ino_at), is_ready(input_at))
             };
             if ready == 0 {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -214,6 +231,9 @@ impl Events {
                 if let Some(ev) = self.read_signal()? {
                     return Ok(ev);
                 }
+            }
+            if input_ready {
+                return Ok(Event::Input);
             }
             if ino_ready {
                 match self.read_lock_changes()? {

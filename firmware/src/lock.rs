@@ -554,7 +554,7 @@ impl Drop for LockFile {
 /// being removed, which wakes us anyway. Without `/proc/locks` the answer is
 /// no: a temporary's close could not be told from a dead holder, and taking
 /// every one for a death would make waiters wake each other forever.
-fn may_be_free(path: &Path) -> Result<bool, LockError> {
+pub fn may_be_free(path: &Path) -> Result<bool, LockError> {
     let target = Target::open(path)?;
     Ok(match observe(&target)? {
         Observed::Free => true,

@@ -1,10 +1,14 @@
-//! The critical section: what happens between taking the lock and releasing it.
+//! The critical section: lock first, then activate; safe first, then release.
 //!
-//! `hold` keeps the lock until a stop signal, a deadline, or an override;
-//! `run` keeps it while a program runs. Both react to an override (the
-//! supervisor unlinked our file, SPEC §4) at once, before its SIGTERM
-//! arrives, and both leave the release to the caller, who holds the
-//! [`LockSet`] and so releases it on every path, including unwinding.
+//! The caller takes the [`LockSet`] and requests the actuator line in its
+//! safe state; `hold` and `run` activate it only once the lock is held and
+//! check that it still is, and on every way out — the program ending, a stop
+//! signal, an override (the supervisor removed our file, SPEC §4), a deadline,
+//! an error — they drive the line safe *before* anything else: before a
+//! signal is forwarded, before waiting for the program, and before the caller
+//! releases the lock. Panics reach the same end through drop order: the
+//! caller declares the lock before the actuator, so the actuator is dropped
+//! (and made safe) first.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -19,6 +23,18 @@ use nix::unistd::Pid;
 
 use crate::events::{Event, Events, StopSignal};
 use crate::lock::{LockError, LockSet, Ownership};
+use crate::pin::{Actuate, PinError};
+
+/// Why the section could not run as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SectionError {
+    /// The lock layer failed (stat, wait).
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The actuator could not be driven active (it was then made safe).
+    #[error(transparent)]
+    Pin(#[from] PinError),
+}
 
 /// How a `hold` ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,32 +47,54 @@ pub enum HoldEnd {
     Overridden(PathBuf, Ownership),
 }
 
-/// Holds `set` until `until`, a stop signal, or an override.
-pub fn hold(
-    set: &LockSet,
-    events: &mut Events,
-    until: Option<Instant>,
-) -> Result<HoldEnd, LockError> {
-    // The file may have been taken from us between the take and the watch.
-    if let Some((path, how)) = set.lost()? {
-        return Ok(HoldEnd::Overridden(path, how));
-    }
-    loop {
-        match events.next(until).map_err(wait_error(set))? {
-            Event::Timeout => return Ok(HoldEnd::Expired),
-            Event::Signal(s) => return Ok(HoldEnd::Stopped(s)),
-            Event::LockChanged => {
-                if let Some((path, how)) = set.lost()? {
-                    return Ok(HoldEnd::Overridden(path, how));
-                }
-            }
-            Event::Child | Event::TemporaryClosed => {}
-        }
-    }
+/// What the safe end of a section found: `Err` if the line could not be
+/// driven safe (logged already; the caller should exit non-zero).
+pub type SafeResult = Result<(), PinError>;
+
+fn go_safe(act: &mut dyn Actuate) -> SafeResult {
+    act.make_safe().map_err(|e| {
+        log::error!("{e}");
+        e
+    })
 }
 
-fn wait_error(set: &LockSet) -> impl FnOnce(Errno) -> LockError + '_ {
-    move |errno| LockError::Os {
+/// Activates `act` while `set` is held, calls `on_active` (to say `held`),
+/// and holds until `until`, a stop signal, or an override; the line is safe
+/// again when this returns, whatever it returns.
+pub fn hold(
+    set: &LockSet,
+    act: &mut dyn Actuate,
+    events: &mut Events,
+    until: Option<Instant>,
+    on_active: impl FnOnce(),
+) -> Result<(HoldEnd, SafeResult), SectionError> {
+    // The file may have been taken from us between the take and the watch:
+    // then the line is never driven.
+    if let Some((path, how)) = set.lost()? {
+        return Ok((HoldEnd::Overridden(path, how), Ok(())));
+    }
+    act.activate()?;
+    on_active();
+    let end = loop {
+        match events.next(until) {
+            Ok(Event::Timeout) => break Ok(HoldEnd::Expired),
+            Ok(Event::Signal(s)) => break Ok(HoldEnd::Stopped(s)),
+            Ok(Event::LockChanged) => match set.lost() {
+                Ok(Some((path, how))) => break Ok(HoldEnd::Overridden(path, how)),
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            },
+            Ok(_) => {}
+            Err(errno) => break Err(wait_error(set, errno)),
+        }
+    };
+    // Safe first, on every way out of the loop.
+    let safe = go_safe(act);
+    Ok((end?, safe))
+}
+
+fn wait_error(set: &LockSet, errno: Errno) -> LockError {
+    LockError::Os {
         path: set.files().first().map(|f| f.path()).unwrap_or_default(),
         op: "wait",
         errno,
@@ -64,9 +102,10 @@ fn wait_error(set: &LockSet) -> impl FnOnce(Errno) -> LockError + '_ {
 }
 
 /// How a `run` ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct RunEnd {
-    /// The status updlock exits with: the program's own, or 128+N if it died of signal N.
+    /// The status updlock exits with: the program's own, or 128+N if it died
+    /// of signal N; 126/127 if it could not be started.
     pub code: i32,
     /// The first stop signal updlock received, if any (it was forwarded).
     pub stopped_by: Option<StopSignal>,
@@ -74,6 +113,10 @@ pub struct RunEnd {
     pub overridden: Option<PathBuf>,
     /// True if the program had to be killed after the grace period.
     pub killed: bool,
+    /// The program could not be started.
+    pub spawn_error: Option<SpawnError>,
+    /// Whether the line went safe at the end.
+    pub safe: SafeResult,
 }
 
 /// Why the program could not be run.
@@ -97,16 +140,7 @@ impl SpawnError {
     }
 }
 
-/// Runs `program` while `set` is held. Stop signals are forwarded to it; if
-/// it has not ended `grace` after the first one (or after an override), it
-/// is killed. The program gets SIGTERM if updlock itself dies.
-pub fn run(
-    set: &LockSet,
-    events: &mut Events,
-    program: &OsStr,
-    args: &[OsString],
-    grace: Duration,
-) -> Result<Result<RunEnd, SpawnError>, LockError> {
+fn command(program: &OsStr, args: &[OsString]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args);
     let parent = nix::unistd::getpid();
@@ -131,50 +165,106 @@ pub fn run(
             Ok(())
         });
     }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(error) => {
-            return Ok(Err(SpawnError {
-                program: program.to_os_string(),
-                error,
-            }))
-        }
-    };
-    log::debug!("started {} (pid {})", program.to_string_lossy(), child.id());
+    cmd
+}
+
+/// Runs `program` while `set` is held and `act` is active. Stop signals
+/// make the line safe and are then forwarded; an override makes the line
+/// safe and sends SIGTERM. If the program has not ended `grace` after that,
+/// it is killed. The program gets SIGTERM if updlock itself dies.
+pub fn run(
+    set: &LockSet,
+    act: &mut dyn Actuate,
+    events: &mut Events,
+    program: &OsStr,
+    args: &[OsString],
+    grace: Duration,
+) -> Result<RunEnd, SectionError> {
     let mut end = RunEnd {
         code: 0,
         stopped_by: None,
         overridden: None,
         killed: false,
+        spawn_error: None,
+        safe: Ok(()),
     };
-    let mut kill_at: Option<Instant> = None;
     if let Some((path, how)) = set.lost()? {
-        overridden(&mut child, &mut end, &mut kill_at, grace, path, how);
+        log_override(&path, how, "the program is not started");
+        end.overridden = Some(path);
+        end.code = crate::exit::Exit::Interrupted.code().into();
+        return Ok(end);
     }
+    act.activate()?;
+    let mut child = match command(program, args).spawn() {
+        Ok(c) => c,
+        Err(error) => {
+            end.safe = go_safe(act);
+            let e = SpawnError {
+                program: program.to_os_string(),
+                error,
+            };
+            end.code = e.code();
+            end.spawn_error = Some(e);
+            return Ok(end);
+        }
+    };
+    log::debug!("started {} (pid {})", program.to_string_lossy(), child.id());
+    let mut kill_at: Option<Instant> = None;
+    let outcome = supervise(set, act, events, &mut child, &mut end, &mut kill_at, grace);
+    // Safe first, whatever ended the loop (a no-op if a signal made it so).
+    end.safe = match (go_safe(act), std::mem::replace(&mut end.safe, Ok(()))) {
+        (Ok(()), earlier) => earlier,
+        (Err(e), _) => Err(e),
+    };
+    if let Err(e) = outcome {
+        // We can no longer wait for events: do not leave the program running
+        // without its lock.
+        signal(&child, Signal::SIGKILL);
+        let _ = child.wait();
+        return Err(e.into());
+    }
+    Ok(end)
+}
+
+fn supervise(
+    set: &LockSet,
+    act: &mut dyn Actuate,
+    events: &mut Events,
+    child: &mut Child,
+    end: &mut RunEnd,
+    kill_at: &mut Option<Instant>,
+    grace: Duration,
+) -> Result<(), LockError> {
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| LockError::Os {
-            path: PathBuf::from(program),
+        let status = child.try_wait().map_err(|e| LockError::Os {
+            path: PathBuf::from("program"),
             op: "wait for the program",
             errno: Errno::from_i32(e.raw_os_error().unwrap_or(0)),
-        })? {
+        })?;
+        if let Some(status) = status {
             end.code = status
                 .code()
                 .or_else(|| status.signal().map(|s| 128 + s))
                 .unwrap_or(70);
-            return Ok(Ok(end));
+            return Ok(());
         }
-        match events.next(kill_at).map_err(wait_error(set))? {
-            Event::Child | Event::TemporaryClosed => {}
+        match events.next(*kill_at).map_err(|e| wait_error(set, e))? {
             Event::Signal(s) => {
+                // The line first: forwarding and waiting can take seconds.
+                end.safe = go_safe(act);
                 log::info!("{}: forwarding it to the program", s.as_str());
                 end.stopped_by.get_or_insert(s);
-                signal(&child, s.signal());
+                signal(child, s.signal());
                 kill_at.get_or_insert_with(|| Instant::now() + grace);
             }
             Event::LockChanged => {
                 if let Some((path, how)) = set.lost()? {
                     if end.overridden.is_none() {
-                        overridden(&mut child, &mut end, &mut kill_at, grace, path, how);
+                        end.safe = go_safe(act);
+                        log_override(&path, how, "stopping the program");
+                        signal(child, Signal::SIGTERM);
+                        kill_at.get_or_insert_with(|| Instant::now() + grace);
+                        end.overridden = Some(path);
                     }
                 }
             }
@@ -184,34 +274,25 @@ pub fn run(
                         "the program did not end within {} ms of being asked to: killing it",
                         grace.as_millis()
                     );
-                    signal(&child, Signal::SIGKILL);
+                    signal(child, Signal::SIGKILL);
                     end.killed = true;
-                    kill_at = None;
+                    *kill_at = None;
                 }
             }
+            Event::Child | Event::TemporaryClosed | Event::Input => {}
         }
     }
 }
 
-fn overridden(
-    child: &mut Child,
-    end: &mut RunEnd,
-    kill_at: &mut Option<Instant>,
-    grace: Duration,
-    path: PathBuf,
-    how: Ownership,
-) {
+fn log_override(path: &std::path::Path, how: Ownership, then: &str) {
     log::warn!(
-        "{}: the lock was {} (the supervisor's override?): stopping the program now",
+        "{}: the lock was {} (the supervisor's override?): {then}",
         path.display(),
         match how {
             Ownership::Removed => "removed",
             _ => "replaced",
         }
     );
-    signal(child, Signal::SIGTERM);
-    kill_at.get_or_insert_with(|| Instant::now() + grace);
-    end.overridden = Some(path);
 }
 
 fn signal(child: &Child, sig: Signal) {
@@ -225,3 +306,6 @@ fn signal(child: &Child, sig: Signal) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

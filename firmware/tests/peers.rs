@@ -361,7 +361,7 @@ fn an_override_stops_the_program_of_run() {
     );
     h.finish()
         .code_is(128 + 15)
-        .stderr_has(&["override", "stopping the program now", "lock released"])
+        .stderr_has(&["override", "stopping the program", "lock released"])
         .stderr_lacks("killing it");
     sim_locks_are_there(d);
 }
