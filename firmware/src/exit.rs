@@ -11,12 +11,15 @@ pub enum Exit {
     Ok,
     /// Bad command line: unknown flag, bad duration, conflicting options.
     Usage,
-    /// Something needed is not there: no lock directory, no service directory.
+    /// Something needed is not there: no lock directory or service
+    /// directory; no such GPIO chip, line, board or pin; the line is busy;
+    /// a `--safe` level that is the line's active level.
     Unavailable,
     /// A bug in updlock (a panic or an impossible state).
     Internal,
     /// The operating system refused in a way permissions do not explain
-    /// (read-only or full file system, no hard links, ...).
+    /// (read-only or full file system, no hard links, a line that cannot be
+    /// driven).
     OsError,
     /// The lock is held by someone else: at once, or when `--wait` ran out.
     /// For `status`: something is held.
@@ -60,9 +63,13 @@ impl Exit {
         match self {
             Exit::Ok => "success (status: no lock is held)",
             Exit::Usage => "usage error: unknown option, bad duration, conflicting options",
-            Exit::Unavailable => "unavailable: no lock directory or service directory",
+            Exit::Unavailable => {
+                "unavailable: no lock directory; no such GPIO chip, line, board or pin; line busy"
+            }
             Exit::Internal => "internal error (a bug: please report it)",
-            Exit::OsError => "operating-system error: read-only or full file system, ...",
+            Exit::OsError => {
+                "operating-system error: read-only or full file system; the line cannot be driven"
+            }
             Exit::Held => "the lock is held by someone else (status: something is held)",
             Exit::Interrupted => {
                 "interrupted by a signal before the lock was taken, or the lock was overridden (hold)"
