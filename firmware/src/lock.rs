@@ -447,13 +447,16 @@ impl LockFile {
             }
             match observe(&target)? {
                 Observed::Free => continue,
+                // A file of uid 65534 is the supervisor's, readable or not.
+                Observed::Present {
+                    uid,
+                    foreign: None | Some(Foreign::Unreadable),
+                    ..
+                } if uid == SUPERVISOR_UID => return Err(held(&target, Holder::Supervisor)),
                 Observed::Present {
                     foreign: Some(kind),
                     ..
                 } => return Err(held(&target, Holder::Foreign(kind))),
-                Observed::Present { uid, .. } if uid == SUPERVISOR_UID => {
-                    return Err(held(&target, Holder::Supervisor))
-                }
                 Observed::Present { tag: None, .. } => {
                     return Err(held(&target, Holder::Foreign(Foreign::File)))
                 }

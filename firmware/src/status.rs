@@ -72,8 +72,8 @@ fn inspect_one(path: &Path) -> Result<Entry, LockError> {
     };
     let flocked = flocked(id);
     let state = match (foreign, tag) {
+        (None | Some(Foreign::Unreadable), _) if uid == SUPERVISOR_UID => State::Supervisor,
         (Some(kind), _) => State::Foreign(kind),
-        _ if uid == SUPERVISOR_UID => State::Supervisor,
         (None, Some(tag)) if flocked == Some(false) => State::Stale(tag),
         (None, Some(tag)) => State::Updlock(tag),
         (None, None) => State::Foreign(Foreign::File),
