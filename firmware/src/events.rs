@@ -232,15 +232,17 @@ impl Events {
                     return Ok(ev);
                 }
             }
-            if input_ready {
-                return Ok(Event::Input);
-            }
+            // Lock changes before the input: an override must not wait
+            // behind a chattering contact.
             if ino_ready {
                 match self.read_lock_changes()? {
                     Change::Lock => return Ok(Event::LockChanged),
                     Change::Temporary => return Ok(Event::TemporaryClosed),
                     Change::Other => {}
                 }
+            }
+            if input_ready {
+                return Ok(Event::Input);
             }
         }
     }

@@ -92,7 +92,7 @@ pub enum GpioError {
         consumer: String,
     },
     /// No permission on the chip device.
-    #[error("{spec}: permission denied on {path}: run as root, or give this user access to the GPIO chip")]
+    #[error("{spec}: permission denied on {path}: run as root, or give this user access to it")]
     Permission {
         /// The line as the user named it.
         spec: String,

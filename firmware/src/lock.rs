@@ -552,23 +552,57 @@ impl Drop for LockFile {
     }
 }
 
-/// Whether the lock at `path` may be ours to take now: gone, or updlock's
-/// and no longer flocked (its holder died). Anyone else's file leaves by
-/// being removed, which wakes us anyway. Without `/proc/locks` the answer is
-/// no: a temporary's close could not be told from a dead holder, and taking
-/// every one for a death would make waiters wake each other forever.
-pub fn may_be_free(path: &Path) -> Result<bool, LockError> {
+/// What stood in the way of a take, as it was right after the attempt:
+/// enough to tell, when the directory changes, whether it still does.
+///
+/// Waiters compare against it instead of retrying on every event, because
+/// much of what a waiter sees is its own doing or other waiters' (their
+/// temporaries, a set rolled back); retrying on those would make waiters
+/// wake each other, and themselves, forever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    path: PathBuf,
+    /// The file in the way, and whether it is updlock's (whose holder's
+    /// death shows only as its flock going).
+    seen: Option<(FileId, bool)>,
+}
+
+impl Blocker {
+    /// Looks at `path` now (read-only, waking no one).
+    pub fn at(path: &Path) -> Result<Blocker, LockError> {
+        Ok(Blocker {
+            path: path.to_path_buf(),
+            seen: observed_blocker(path)?,
+        })
+    }
+
+    /// The lock file that was in the way.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the same file is still in the way: not removed or replaced,
+    /// and, if it is updlock's, still flocked. Without `/proc/locks` a dead
+    /// updlock holder cannot be seen; the file then counts as still there
+    /// until it is removed or the wait runs out (its one last look re-takes it).
+    pub fn still_there(&self) -> Result<bool, LockError> {
+        let Some((id, tagged)) = self.seen else {
+            return Ok(false);
+        };
+        Ok(match observed_blocker(&self.path)? {
+            Some((now, _)) if now == id => !tagged || flocked(id) != Some(false),
+            _ => false,
+        })
+    }
+}
+
+fn observed_blocker(path: &Path) -> Result<Option<(FileId, bool)>, LockError> {
     let target = Target::open(path)?;
     Ok(match observe(&target)? {
-        Observed::Free => true,
-        Observed::Present {
-            foreign: None,
-            uid,
-            tag: Some(_),
-            id,
-            ..
-        } if uid != SUPERVISOR_UID => flocked(id) == Some(false),
-        Observed::Present { .. } => false,
+        Observed::Free => None,
+        Observed::Present { id, tag, uid, .. } => {
+            Some((id, tag.is_some() && uid != SUPERVISOR_UID))
+        }
     })
 }
 
@@ -889,6 +923,7 @@ impl LockSet {
                         log::info!("{}: {holder}; waiting", path.display());
                         announced = true;
                     }
+                    let blocker = Blocker::at(&path)?;
                     loop {
                         match events.next(deadline) {
                             Ok(Event::Signal(sig)) => {
@@ -901,10 +936,7 @@ impl LockSet {
                                 // One last look: the holder may have gone just now.
                                 return Self::take(Self::targets(paths)?);
                             }
-                            // Maybe the holder died (see the event's doc). Look
-                            // without opening anything for writing, so that our
-                            // look wakes no other waiter.
-                            Ok(Event::TemporaryClosed) if !may_be_free(&path)? => {}
+                            Ok(_) if blocker.still_there()? => {}
                             Ok(_) => break,
                             Err(e) => return Err(os(&path, "wait")(e)),
                         }

@@ -140,6 +140,39 @@ impl SpawnError {
     }
 }
 
+/// Finds `program` as `execvp` would: a path if it has a `/`, else the
+/// first executable regular file of that name in `$PATH`. The errors are
+/// those exec would give: not found, or permission denied.
+fn find_program(program: &OsStr) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| -> io::Result<()> {
+        let meta = std::fs::metadata(p)?;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
+        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).map_err(io::Error::from)
+    };
+    if program.as_bytes().contains(&b'/') {
+        return executable(std::path::Path::new(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut denied = None;
+    for dir in std::env::split_paths(&path) {
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        match executable(&dir.join(program)) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => denied = Some(e),
+            Err(_) => {}
+        }
+    }
+    Err(denied.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotFound)))
+}
+
 fn command(program: &OsStr, args: &[OsString]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args);
@@ -194,6 +227,17 @@ pub fn run(
         end.code = crate::exit::Exit::Interrupted.code().into();
         return Ok(end);
     }
+    // A program that cannot be started must not pulse the line: find it
+    // first, as exec would, and only then drive the line active.
+    if let Err(error) = find_program(program) {
+        let e = SpawnError {
+            program: program.to_os_string(),
+            error,
+        };
+        end.code = e.code();
+        end.spawn_error = Some(e);
+        return Ok(end);
+    }
     act.activate()?;
     let mut child = match command(program, args).spawn() {
         Ok(c) => c,
@@ -211,11 +255,11 @@ pub fn run(
     log::debug!("started {} (pid {})", program.to_string_lossy(), child.id());
     let mut kill_at: Option<Instant> = None;
     let outcome = supervise(set, act, events, &mut child, &mut end, &mut kill_at, grace);
-    // Safe first, whatever ended the loop (a no-op if a signal made it so).
-    end.safe = match (go_safe(act), std::mem::replace(&mut end.safe, Ok(()))) {
-        (Ok(()), earlier) => earlier,
-        (Err(e), _) => Err(e),
-    };
+    // Safe first, whatever ended the loop, unless a signal or an override
+    // already made it so.
+    if act.is_active() {
+        end.safe = go_safe(act);
+    }
     if let Err(e) = outcome {
         // We can no longer wait for events: do not leave the program running
         // without its lock.

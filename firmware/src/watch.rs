@@ -6,15 +6,19 @@
 //! gap between two cycles does not let an update in. If the lock cannot be
 //! taken (the supervisor is applying an update), that is logged and the lock
 //! is taken the moment the supervisor's file goes away, if the input is still
-//! active. Everything is event-driven: line edges, directory changes, one
-//! deadline; nothing polls.
+//! active. When the supervisor overrides the lock (SPEC §4), updlock lets
+//! it go for the rest of that busy spell: the lock is wanted again only after
+//! the input has gone inactive and become active again — re-taking it at
+//! once would fight the override, which the supervisor then reports as a
+//! lock that keeps reappearing. Everything is event-driven: line edges,
+//! directory changes, one deadline; nothing polls.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::events::{Event, Events, StopSignal};
 use crate::gpio::{GpioError, Input};
-use crate::lock::{self, LockError, LockSet};
+use crate::lock::{Blocker, LockError, LockSet};
 
 /// What the watcher should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +39,9 @@ enum State {
     Pending,
     /// Lock held; `release_at` is set while the input is inactive.
     Held { release_at: Option<Instant> },
+    /// The lock was overridden during this busy spell: not wanted again
+    /// until the input has been inactive.
+    Yielded,
 }
 
 /// The decisions of `watch`, apart from any I/O, so they can be tested.
@@ -60,7 +67,7 @@ impl Follow {
                 self.state = State::Pending;
                 Action::Take
             }
-            (State::Pending, false) => {
+            (State::Pending | State::Yielded, false) => {
                 self.state = State::Idle;
                 Action::None
             }
@@ -114,11 +121,11 @@ impl Follow {
         }
     }
 
-    /// Our lock was taken from us (the supervisor's override): we no longer
-    /// hold it, but still want it while the input is active.
+    /// Our lock was taken from us (the supervisor's override): give it up
+    /// until the input has been inactive.
     pub fn lost(&mut self) {
         self.state = match self.state {
-            State::Held { release_at: None } => State::Pending,
+            State::Held { release_at: None } => State::Yielded,
             _ => State::Idle,
         };
     }
@@ -152,6 +159,7 @@ pub fn watch(
 ) -> Result<StopSignal, WatchError> {
     let mut follow = Follow::new(debounce);
     let mut held: Option<LockSet> = None;
+    let mut blocker: Option<Blocker> = None;
     events.watch(&LockSet::targets(paths)?)?;
     let active = input.drain_and_read()?;
     log::info!(
@@ -159,7 +167,14 @@ pub fn watch(
         if active { "active" } else { "inactive" }
     );
     let action = follow.input(active, Instant::now());
-    perform(action, paths, &mut follow, &mut held, debounce)?;
+    perform(
+        action,
+        paths,
+        &mut follow,
+        &mut held,
+        &mut blocker,
+        debounce,
+    )?;
     on_armed();
     loop {
         let event = events
@@ -183,36 +198,38 @@ pub fn watch(
                 follow.input(active, Instant::now())
             }
             Event::Timeout => follow.tick(Instant::now()),
-            Event::LockChanged => match &held {
-                Some(set) => {
-                    if let Some((path, _)) = set.lost()? {
+            Event::LockChanged | Event::TemporaryClosed if held.is_some() => {
+                match held.as_ref().map(LockSet::lost).transpose()?.flatten() {
+                    Some((path, _)) => {
                         log::warn!(
-                            "{}: the lock was taken from us (the supervisor's override?)",
+                            "{}: the lock was taken from us (the supervisor's override?): letting it go until the input has been inactive",
                             path.display()
                         );
                         if let Some(set) = held.take() {
                             set.release()?;
                         }
                         follow.lost();
-                        follow.lock_changed()
-                    } else {
                         Action::None
                     }
-                }
-                None => follow.lock_changed(),
-            },
-            Event::TemporaryClosed => {
-                let worth = follow.lock_changed() == Action::Take
-                    && paths.iter().any(|p| lock::may_be_free(p).unwrap_or(false));
-                if worth {
-                    Action::Take
-                } else {
-                    Action::None
+                    None => Action::None,
                 }
             }
+            // Retry only when what blocked us has gone: most changes in the
+            // directory are other takers' attempts, or our own.
+            Event::LockChanged | Event::TemporaryClosed => match &blocker {
+                Some(b) if b.still_there()? => Action::None,
+                _ => follow.lock_changed(),
+            },
             Event::Child => Action::None,
         };
-        perform(action, paths, &mut follow, &mut held, debounce)?;
+        perform(
+            action,
+            paths,
+            &mut follow,
+            &mut held,
+            &mut blocker,
+            debounce,
+        )?;
     }
 }
 
@@ -221,6 +238,7 @@ fn perform(
     paths: &[PathBuf],
     follow: &mut Follow,
     held: &mut Option<LockSet>,
+    blocker: &mut Option<Blocker>,
     debounce: Duration,
 ) -> Result<(), WatchError> {
     match action {
@@ -229,13 +247,19 @@ fn perform(
             Ok(set) => {
                 log::info!("input active: lock taken");
                 *held = Some(set);
+                *blocker = None;
                 follow.took(true);
             }
             Err(LockError::Held { path, holder }) => {
-                log::warn!(
-                    "input active, but {}: {holder}; taking it as soon as it is free",
-                    path.display()
-                );
+                // Said once per holder, not once per attempt.
+                let next = Blocker::at(&path)?;
+                if blocker.as_ref() != Some(&next) {
+                    log::warn!(
+                        "input active, but {}: {holder}; taking it as soon as it is free",
+                        path.display()
+                    );
+                }
+                *blocker = Some(next);
                 follow.took(false);
             }
             Err(e) => return Err(e.into()),
@@ -322,14 +346,19 @@ mod tests {
     }
 
     #[test]
-    fn after_an_override_the_lock_is_wanted_again_while_active() {
+    fn after_an_override_the_lock_is_not_fought_for_until_the_next_busy_spell() {
         let t0 = Instant::now();
         let mut f = Follow::new(D);
         f.input(true, t0);
         f.took(true);
         f.lost();
         assert!(!f.holding());
-        assert_eq!(f.lock_changed(), Action::Take);
+        // Still busy: the supervisor's files come and go; we stay out.
+        assert_eq!(f.lock_changed(), Action::None);
+        assert_eq!(f.input(true, t0), Action::None);
+        // A new busy spell wants the lock again.
+        assert_eq!(f.input(false, t0), Action::None);
+        assert_eq!(f.input(true, t0), Action::Take);
         // Overridden while already counting down: just let it go.
         let mut g = Follow::new(D);
         g.input(true, t0);
