@@ -31,7 +31,49 @@ pub use nix::sys::signal::Signal::{SIGHUP, SIGINT, SIGKILL, SIGTERM};
 pub use tempfile::TempDir;
 
 /// The binary under test.
-pub const UPDLOCK: &str = env!("CARGO_BIN_EXE_updlock");
+///
+/// Cross-tested under qemu-user (tests/run's qemu stages build the tests with
+/// `UPDLOCK_TEST_RUNNER=qemu-aarch64` or `qemu-arm`), this test process is
+/// emulated, but the kernel cannot execute a foreign-architecture updlock
+/// (no binfmt_misc): UPDLOCK then names a script beside the binary that runs
+/// it under that emulator, with the same pid (it `exec`s). Host programs
+/// (sh, flock, setpriv, ...) run natively either way.
+pub const UPDLOCK: &str = match option_env!("UPDLOCK_TEST_RUNNER") {
+    Some(_) => concat!(env!("CARGO_BIN_EXE_updlock"), "-emulated"),
+    None => env!("CARGO_BIN_EXE_updlock"),
+};
+
+/// Whether these tests run under qemu-user (see [`UPDLOCK`]): every process
+/// start then costs tens of milliseconds, for a test to scale its rounds by.
+pub const EMULATED: bool = option_env!("UPDLOCK_TEST_RUNNER").is_some();
+
+/// Writes the script [`UPDLOCK`] names under emulation, once per test
+/// process, before the first process is started.
+fn emulation_wrapper() {
+    let Some(runner) = option_env!("UPDLOCK_TEST_RUNNER") else {
+        return;
+    };
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let bin = env!("CARGO_BIN_EXE_updlock");
+        // A test that mounts a tmpfs over /tmp in its own mount namespace
+        // hides a target directory under /tmp; this process, still in the
+        // original namespace, shows it through /proc/PID/root.
+        let script = format!(
+            "#!/bin/sh\nbin='{bin}'\n[ -r \"$bin\" ] || bin=/proc/{pid}/root$bin\nexec {runner} \"$bin\" \"$@\"\n",
+            pid = std::process::id()
+        );
+        if fs::read_to_string(UPDLOCK).is_ok_and(|s| s == script) {
+            return;
+        }
+        // Written aside and renamed, so a concurrent test process never
+        // executes half a script.
+        let tmp = format!("{UPDLOCK}.{}", std::process::id());
+        fs::write(&tmp, script).unwrap_or_else(|e| panic!("write {tmp}: {e}"));
+        chmod(Path::new(&tmp), 0o755);
+        fs::rename(&tmp, UPDLOCK).unwrap_or_else(|e| panic!("rename {tmp}: {e}"));
+    });
+}
 
 /// The balena supervisor simulator (bash; must run as root).
 pub const SUPERVISOR_SIM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/supervisor-sim");
@@ -96,6 +138,7 @@ pub fn s(path: &Path) -> String {
 /// `updlock` with a clean environment: none of the variables that choose a
 /// lock location, talk to systemd or change the log level.
 pub fn updlock() -> Command {
+    emulation_wrapper();
     let mut c = Command::new(UPDLOCK);
     c.env_remove("UPDLOCK_LOCK_DIR")
         .env_remove("BALENA_APP_LOCK_PATH")
@@ -257,6 +300,7 @@ pub struct Proc {
 impl Proc {
     /// Spawns `cmd` with stdin from /dev/null and both outputs piped.
     pub fn spawn(cmd: &mut Command) -> Proc {
+        emulation_wrapper();
         let what = format!("{cmd:?}");
         // Its own process group, so that whatever it starts goes with it on drop.
         let mut child = cmd
@@ -329,6 +373,34 @@ impl Proc {
     /// Waits for the next stdout line that satisfies `pred`.
     pub fn stdout_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
         self.wait_line(true, &pred, "a line")
+    }
+
+    /// Waits for the next stderr line that satisfies `pred`.
+    pub fn stderr_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        self.wait_line(false, &pred, "a line")
+    }
+
+    /// The next stderr line containing `text` if one comes within `window`.
+    /// Only for proving that something does *not* happen (a loop that should
+    /// not run): never use it to wait for something that should.
+    pub fn stderr_within(&mut self, text: &str, window: Duration) -> Option<String> {
+        let deadline = Instant::now() + window;
+        loop {
+            let stream = &mut self.err;
+            stream.pump();
+            if let Some(i) = stream.lines[stream.cursor..]
+                .iter()
+                .position(|l| l.contains(text))
+            {
+                let i = stream.cursor + i;
+                stream.cursor = i + 1;
+                return Some(stream.lines[i].clone());
+            }
+            stream.cursor = stream.lines.len();
+            if stream.next_line(deadline).is_err() {
+                return None;
+            }
+        }
     }
 
     /// Waits for `hold` to print `held`, which must be its first stdout line.
@@ -694,6 +766,41 @@ impl Snapshot {
     #[track_caller]
     pub fn unchanged(&self, path: &Path) {
         assert_eq!(&Snapshot::of(path), self, "{} was modified", path.display());
+    }
+}
+
+/// Appends `text` to `path` with a single write(2), so a reader (updlock
+/// watching a `file:` input) never sees half of it.
+pub fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {} to append: {e}", path.display()));
+    let n = f
+        .write(text.as_bytes())
+        .unwrap_or_else(|e| panic!("append to {}: {e}", path.display()));
+    assert_eq!(n, text.len(), "a short write to {}", path.display());
+}
+
+/// The lines of a file (a `file:` line's record of levels).
+pub fn lines_of(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether someone holds a `flock` on `path` (util-linux `flock -nx`). The
+/// path must exist: `flock` would create it.
+pub fn flocked(path: &Path) -> bool {
+    assert!(path.exists(), "{} does not exist", path.display());
+    let out = run(Command::new("flock").arg("-nx").arg(path).arg("true"));
+    match out.code() {
+        Some(0) => false,
+        Some(1) => true,
+        _ => panic!("flock -nx {}: {out:?}", path.display()),
     }
 }
 
