@@ -5,6 +5,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 use common::*;
 
@@ -537,4 +538,32 @@ fn status_never_calls_a_live_lock_stale_while_other_locks_churn() {
     h.signal(SIGTERM);
     h.finish().code_is(0);
     assert_empty(&d);
+}
+
+/// A waiter whose set is half free (updates.lock free, resin-updates.lock
+/// someone else's) must not spin: each attempt takes updates.lock and rolls
+/// it back, and those changes are its own, not a reason to try again. With
+/// -v every attempt logs "created"; after the first, none may follow until
+/// the blocker goes, and then one does.
+#[test]
+fn a_waiter_blocked_on_half_of_its_set_does_not_spin() {
+    let t = tempdir();
+    let d = t.path();
+    let theirs = d.join("resin-updates.lock");
+    fs::write(&theirs, "someone else\n").unwrap();
+    let mut w = Proc::spawn(updlock_at(d).args(["-v", "--wait", "20s", "hold"]));
+    w.wait_stderr("waiting");
+    if let Some(again) = w.stderr_within("created", Duration::from_millis(500)) {
+        w.signal(SIGTERM);
+        let out = w.finish();
+        panic!(
+            "updlock tried again without any change to the blocker:\n{again}\n{}",
+            out.stderr
+        );
+    }
+    fs::remove_file(&theirs).unwrap();
+    w.wait_held();
+    w.signal(SIGTERM);
+    w.finish().code_is(0);
+    assert_empty(d);
 }
