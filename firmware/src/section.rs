@@ -119,6 +119,19 @@ pub struct RunEnd {
     pub safe: SafeResult,
 }
 
+impl RunEnd {
+    /// The end of a program that could not be started: 127 or 126.
+    fn cannot_run(mut self, program: &OsStr, error: io::Error) -> RunEnd {
+        let e = SpawnError {
+            program: program.to_os_string(),
+            error,
+        };
+        self.code = e.code();
+        self.spawn_error = Some(e);
+        self
+    }
+}
+
 /// Why the program could not be run.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: cannot run: {}", program.to_string_lossy(), error)]
@@ -230,26 +243,14 @@ pub fn run(
     // A program that cannot be started must not pulse the line: find it
     // first, as exec would, and only then drive the line active.
     if let Err(error) = find_program(program) {
-        let e = SpawnError {
-            program: program.to_os_string(),
-            error,
-        };
-        end.code = e.code();
-        end.spawn_error = Some(e);
-        return Ok(end);
+        return Ok(end.cannot_run(program, error));
     }
     act.activate()?;
     let mut child = match command(program, args).spawn() {
         Ok(c) => c,
         Err(error) => {
             end.safe = go_safe(act);
-            let e = SpawnError {
-                program: program.to_os_string(),
-                error,
-            };
-            end.code = e.code();
-            end.spawn_error = Some(e);
-            return Ok(end);
+            return Ok(end.cannot_run(program, error));
         }
     };
     log::debug!("started {} (pid {})", program.to_string_lossy(), child.id());
