@@ -28,6 +28,7 @@ pub mod nofollow;
 pub mod notify;
 pub mod pin;
 pub mod section;
+pub mod settings;
 pub mod status;
 pub mod tag;
 pub mod watch;
