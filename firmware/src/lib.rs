@@ -30,5 +30,6 @@ pub mod pin;
 pub mod section;
 pub mod settings;
 pub mod status;
+pub mod supervisor;
 pub mod tag;
 pub mod watch;

@@ -1,0 +1,531 @@
+//! A minimal HTTP/1.1 client: one request per connection, over
+//! `std::net::TcpStream`, all of it within one deadline.
+//!
+//! Enough for the supervisor's API on the device and nothing more: plain
+//! HTTP to an IP address (no TLS, no name lookup, no redirects, no
+//! keep-alive). Every blocking call gets what is left of the deadline as its
+//! timeout, so a peer that accepts and then says nothing costs at most the
+//! deadline. The answer's body is framed by `Content-Length`, by chunked
+//! transfer coding, or by the end of the connection (`Connection: close`).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+
+/// An answer bigger than this is refused: the supervisor's are a few hundred
+/// bytes, and a confused peer must not make us buffer without end.
+pub const MAX_ANSWER: usize = 64 * 1024;
+
+/// What went wrong, without the address (the caller names it).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The connection could not be made (refused, unreachable...).
+    #[error("cannot connect: {0}")]
+    Connect(io::Error),
+    /// The deadline passed at this stage.
+    #[error("no answer in time ({0})")]
+    Timeout(&'static str),
+    /// Sending the request failed.
+    #[error("cannot send the request: {0}")]
+    Send(io::Error),
+    /// Reading the answer failed.
+    #[error("cannot read the answer: {0}")]
+    Receive(io::Error),
+    /// The answer is not HTTP, or ends early.
+    #[error("not an HTTP answer: {0}")]
+    Malformed(&'static str),
+}
+
+/// An answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase, as sent (may be empty).
+    pub reason: String,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+/// Sends `method target` to `addr` with `Host: host` and an optional JSON
+/// body, and reads the answer, all before `deadline`.
+pub fn exchange(
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    target: &str,
+    json_body: Option<&[u8]>,
+    deadline: Instant,
+) -> Result<Response, HttpError> {
+    let left = |stage| {
+        let d = deadline.saturating_duration_since(Instant::now());
+        // std refuses a zero timeout (it would mean "none"): a deadline that
+        // has passed is a timeout here and now.
+        if d.is_zero() {
+            Err(HttpError::Timeout(stage))
+        } else {
+            Ok(d)
+        }
+    };
+    let mut stream = TcpStream::connect_timeout(&addr, left("connecting")?).map_err(|e| {
+        if is_timeout(&e) {
+            HttpError::Timeout("connecting")
+        } else {
+            HttpError::Connect(e)
+        }
+    })?;
+    let _ = stream.set_nodelay(true);
+    let request = render(method, target, host, json_body);
+    stream
+        .set_write_timeout(Some(left("sending the request")?))
+        .map_err(HttpError::Send)?;
+    stream.write_all(&request).map_err(|e| {
+        if is_timeout(&e) {
+            HttpError::Timeout("sending the request")
+        } else {
+            HttpError::Send(e)
+        }
+    })?;
+    let mut got = Vec::with_capacity(1024);
+    let mut buf = [0u8; 2048];
+    loop {
+        if let Some(r) = complete(&got, method)? {
+            return Ok(r);
+        }
+        stream
+            .set_read_timeout(Some(left("waiting for the answer")?))
+            .map_err(HttpError::Receive)?;
+        match stream.read(&mut buf) {
+            Ok(0) => return at_eof(&got, method),
+            Ok(n) => {
+                if got.len() + n > MAX_ANSWER {
+                    return Err(HttpError::Malformed("the answer is too large"));
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => return Err(HttpError::Timeout("waiting for the answer")),
+            Err(e) => return Err(HttpError::Receive(e)),
+        }
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+fn render(method: &str, target: &str, host: &str, json_body: Option<&[u8]>) -> Vec<u8> {
+    let mut r = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: updlock/{}\r\nAccept: application/json\r\nConnection: close\r\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(body) = json_body {
+        r.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    r.push_str("\r\n");
+    let mut bytes = r.into_bytes();
+    bytes.extend_from_slice(json_body.unwrap_or_default());
+    bytes
+}
+
+/// How the body of an answer ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+struct Head {
+    status: u16,
+    reason: String,
+    framing: Framing,
+    /// Where the body starts.
+    body_at: usize,
+}
+
+/// Parses the status line and headers, once all of them have arrived.
+fn head(got: &[u8], method: &str) -> Result<Option<Head>, HttpError> {
+    let Some(end) = find(got, b"\r\n\r\n") else {
+        if got.len() >= 16 * 1024 {
+            return Err(HttpError::Malformed("headers too large"));
+        }
+        // A peer that is not speaking HTTP at all is told apart at once.
+        if !got.is_empty() && !b"HTTP/1.".starts_with(&got[..got.len().min(7)]) {
+            return Err(HttpError::Malformed("no HTTP status line"));
+        }
+        return Ok(None);
+    };
+    let text = std::str::from_utf8(&got[..end])
+        .map_err(|_| HttpError::Malformed("headers are not text"))?;
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let (status, reason) = status_line_of(status_line)?;
+    let mut length = None;
+    let mut chunked = false;
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(HttpError::Malformed("a header line without ':'"))?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            let n: usize = value
+                .parse()
+                .map_err(|_| HttpError::Malformed("a bad Content-Length"))?;
+            if length.is_some_and(|m| m != n) {
+                return Err(HttpError::Malformed("two different Content-Lengths"));
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Any coding but chunked alone (gzip...) is one we cannot undo.
+            if !value.eq_ignore_ascii_case("chunked") {
+                return Err(HttpError::Malformed("a transfer coding other than chunked"));
+            }
+            chunked = true;
+        }
+    }
+    let framing = if method == "HEAD" || status == 204 || status == 304 || status < 200 {
+        Framing::None
+    } else if chunked {
+        // RFC 9112 §6.3: chunked wins over any Content-Length.
+        Framing::Chunked
+    } else if let Some(n) = length {
+        if n > MAX_ANSWER {
+            return Err(HttpError::Malformed("the answer is too large"));
+        }
+        Framing::Length(n)
+    } else {
+        Framing::UntilClose
+    };
+    Ok(Some(Head {
+        status,
+        reason,
+        framing,
+        body_at: end + 4,
+    }))
+}
+
+fn status_line_of(line: &str) -> Result<(u16, String), HttpError> {
+    let rest = line
+        .strip_prefix("HTTP/1.")
+        .ok_or(HttpError::Malformed("no HTTP status line"))?;
+    let mut parts = rest.splitn(3, ' ');
+    let minor = parts.next().unwrap_or_default();
+    let code = parts.next().unwrap_or_default();
+    if minor.len() != 1 || !minor.as_bytes()[0].is_ascii_digit() {
+        return Err(HttpError::Malformed("no HTTP status line"));
+    }
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(HttpError::Malformed("a bad status code"));
+    }
+    let status: u16 = code
+        .parse()
+        .map_err(|_| HttpError::Malformed("a bad status code"))?;
+    if status < 100 {
+        return Err(HttpError::Malformed("a bad status code"));
+    }
+    Ok((status, parts.next().unwrap_or_default().trim().to_string()))
+}
+
+/// The whole answer, if all of it is in `got`.
+fn complete(got: &[u8], method: &str) -> Result<Option<Response>, HttpError> {
+    let Some(h) = head(got, method)? else {
+        return Ok(None);
+    };
+    if h.status < 200 {
+        // An interim answer (we send no Expect, but a peer may): what
+        // counts is the one after it.
+        let rest = &got[h.body_at..];
+        return complete(rest, method);
+    }
+    let body = &got[h.body_at..];
+    let done = |body: Vec<u8>| {
+        Ok(Some(Response {
+            status: h.status,
+            reason: h.reason.clone(),
+            body,
+        }))
+    };
+    match h.framing {
+        Framing::None => done(Vec::new()),
+        Framing::Length(n) if body.len() >= n => done(body[..n].to_vec()),
+        Framing::Length(_) | Framing::UntilClose => Ok(None),
+        Framing::Chunked => match dechunk(body)? {
+            Some(b) => done(b),
+            None => Ok(None),
+        },
+    }
+}
+
+/// The peer closed the connection: what arrived must be a whole answer.
+fn at_eof(got: &[u8], method: &str) -> Result<Response, HttpError> {
+    if let Some(r) = complete(got, method)? {
+        return Ok(r);
+    }
+    let mut rest = got;
+    loop {
+        let Some(h) = head(rest, method)? else {
+            return Err(HttpError::Malformed(if got.is_empty() {
+                "the connection was closed without an answer"
+            } else {
+                "the connection was closed in the middle of the headers"
+            }));
+        };
+        if h.status < 200 {
+            rest = &rest[h.body_at..];
+            continue;
+        }
+        return match h.framing {
+            Framing::UntilClose => Ok(Response {
+                status: h.status,
+                reason: h.reason,
+                body: rest[h.body_at..].to_vec(),
+            }),
+            _ => Err(HttpError::Malformed(
+                "the connection was closed in the middle of the body",
+            )),
+        };
+    }
+}
+
+/// Undoes chunked transfer coding; `None` while the last chunk has not arrived.
+fn dechunk(mut data: &[u8]) -> Result<Option<Vec<u8>>, HttpError> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = find(data, b"\r\n") else {
+            return Ok(None);
+        };
+        let line = std::str::from_utf8(&data[..eol])
+            .map_err(|_| HttpError::Malformed("a bad chunk size"))?;
+        // Chunk extensions (";name=value") carry nothing we need.
+        let size_text = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| HttpError::Malformed("a bad chunk size"))?;
+        data = &data[eol + 2..];
+        if size == 0 {
+            // Trailers, if any, then an empty line.
+            loop {
+                let Some(eol) = find(data, b"\r\n") else {
+                    return Ok(None);
+                };
+                if eol == 0 {
+                    return Ok(Some(out));
+                }
+                data = &data[eol + 2..];
+            }
+        }
+        if size > MAX_ANSWER || out.len() + size > MAX_ANSWER {
+            return Err(HttpError::Malformed("the answer is too large"));
+        }
+        if data.len() < size + 2 {
+            return Ok(None);
+        }
+        if &data[size..size + 2] != b"\r\n" {
+            return Err(HttpError::Malformed("a chunk without its line end"));
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    fn deadline_in(d: Duration) -> Instant {
+        Instant::now() + d
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Option<Response>, HttpError> {
+        complete(bytes, "GET")
+    }
+
+    #[test]
+    fn content_length_framing() {
+        let r = parse(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}trailing")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.status, r.reason.as_str(), &r.body[..]),
+            (200, "OK", &b"{}"[..])
+        );
+        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}")
+            .unwrap()
+            .is_none());
+        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Len").unwrap().is_none());
+    }
+
+    #[test]
+    fn chunked_framing() {
+        let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\n{\"a\r\n6\r\n\":true\r\n1\r\n}\r\n0\r\nX-T: 1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.body, b"{\"a\":true}");
+        assert!(
+            parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n")
+                .unwrap()
+                .is_none()
+        );
+        assert!(parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn no_body_statuses_and_interim_answers() {
+        let r = parse(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap().unwrap();
+        assert_eq!((r.status, r.body.len()), (204, 0));
+        let r = parse(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.status, 202);
+    }
+
+    #[test]
+    fn until_close_framing_and_early_ends() {
+        assert!(parse(b"HTTP/1.0 200 OK\r\n\r\n{}").unwrap().is_none());
+        let r = at_eof(b"HTTP/1.0 200 OK\r\n\r\n{}", "GET").unwrap();
+        assert_eq!(r.body, b"{}");
+        for cut in [
+            &b""[..],
+            b"HTTP/1.1 200 OK\r\nContent-",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n",
+        ] {
+            assert!(
+                matches!(at_eof(cut, "GET"), Err(HttpError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(cut)
+            );
+        }
+    }
+
+    #[test]
+    fn not_http() {
+        for bad in [
+            &b"SSH-2.0-OpenSSH_9.6\r\n"[..],
+            b"HTTP/2 200\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        ] {
+            assert!(
+                parse(bad).is_err(),
+                "{:?} was accepted",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn the_request_closes_and_carries_its_body() {
+        let r = render(
+            "POST",
+            "/v1/update?apikey=k",
+            "127.0.0.1:48484",
+            Some(b"{\"force\":false}"),
+        );
+        let text = String::from_utf8(r).unwrap();
+        assert!(text.starts_with("POST /v1/update?apikey=k HTTP/1.1\r\nHost: 127.0.0.1:48484\r\n"));
+        assert!(text.contains("\r\nConnection: close\r\n"));
+        assert!(text.contains("\r\nContent-Length: 15\r\n"));
+        assert!(text.ends_with("\r\n\r\n{\"force\":false}"));
+        let get = String::from_utf8(render("GET", "/", "h", None)).unwrap();
+        assert!(!get.contains("Content-Length"));
+    }
+
+    #[test]
+    fn a_silent_peer_costs_the_deadline_and_no_more() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        // Accepted by the kernel's backlog, never answered.
+        let start = Instant::now();
+        let e = exchange(
+            addr,
+            "h",
+            "GET",
+            "/",
+            None,
+            deadline_in(Duration::from_millis(150)),
+        )
+        .unwrap_err();
+        let took = start.elapsed();
+        assert!(matches!(e, HttpError::Timeout(_)), "{e}");
+        assert!(took >= Duration::from_millis(150), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        drop(l);
+    }
+
+    #[test]
+    fn a_refused_connection_names_the_errno() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let e = exchange(
+            addr,
+            "h",
+            "GET",
+            "/",
+            None,
+            deadline_in(Duration::from_secs(2)),
+        )
+        .unwrap_err();
+        assert!(matches!(e, HttpError::Connect(_)), "{e}");
+        assert!(e.to_string().contains("os error 111"), "{e}");
+    }
+
+    #[test]
+    fn a_whole_exchange() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            while find(&got, b"\r\n\r\n{\"force\":false}").is_none() {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "the request ended early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            // Split across writes, and the connection left open: the
+            // framing, not the close, must end the read.
+            s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap();
+            s.write_all(b"2\r\n{}\r\n0\r\n\r\n").unwrap();
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+            String::from_utf8(got).unwrap()
+        });
+        let r = exchange(
+            addr,
+            "127.0.0.1",
+            "POST",
+            "/v1/update",
+            Some(b"{\"force\":false}"),
+            deadline_in(Duration::from_secs(10)),
+        )
+        .unwrap();
+        assert_eq!((r.status, &r.body[..]), (200, &b"{}"[..]));
+        let request = server.join().unwrap();
+        assert!(
+            request.starts_with("POST /v1/update HTTP/1.1\r\n"),
+            "{request}"
+        );
+    }
+}
