@@ -14,7 +14,7 @@ use updlock::gpio::{self, GpioError, Output};
 use updlock::linespec::{ChipRef, LineSpec};
 use updlock::location::{self, Env, LocationError};
 use updlock::lock::{self, LockError, LockSet};
-use updlock::notify::notify;
+use updlock::notify::{notify, Watchdog};
 use updlock::pin::{Actuate, Actuator, NoActuator, PinError};
 use updlock::section::{self, HoldEnd, SectionError};
 use updlock::status;
@@ -95,10 +95,12 @@ pub fn main() -> u8 {
         // One line, no backtrace dump; unwinding then releases the lock.
         eprintln!("updlock: internal error: {info}");
     }));
-    let result = std::panic::catch_unwind(move || {
+    // Nothing the closure owns is looked at after a panic: only the exit
+    // code is, so its state (a hook in `events`, say) cannot be seen broken.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
         let mut events = events.map_err(Failure::Signals)?;
         execute(config, &mut events)
-    });
+    }));
     match result {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => fail(&e),
@@ -162,6 +164,12 @@ fn execute(config: Config, events: &mut Events) -> Result<u8, Failure> {
         _ => None,
     };
     let paths = location::resolve(&config.location, &Env::from_process())?;
+    if matches!(
+        config.command,
+        Command::Run { .. } | Command::Hold { .. } | Command::Watch { .. }
+    ) {
+        events.set_watchdog(Watchdog::from_env());
+    }
     match config.command {
         Command::Status { json } => status_cmd(&paths, json),
         Command::Hold { duration, .. } => hold_cmd(&paths, config.wait, actuator, duration, events),

@@ -8,6 +8,11 @@
 //! runs ([`Events::new`] is the first thing `main` does). A blocked mask is
 //! inherited across exec, so whoever spawns a child must unblock them in it
 //! ([`crate::section::run`] does).
+//!
+//! Two things ride on the waits, so that they stop when the loop stops: the
+//! systemd watchdog is petted here, with its due time as one more deadline
+//! of the `poll`, and a caller can have something run each time a loop is
+//! about to wait ([`Events::set_before_wait`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -22,6 +27,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::lock::{LockError, Target};
+use crate::notify::Watchdog;
 
 /// A signal that asks updlock to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +111,8 @@ pub struct Events {
     signals: SignalFd,
     inotify: Option<Inotify>,
     names: HashMap<WatchDescriptor, Vec<OsString>>,
+    watchdog: Option<Watchdog>,
+    before_wait: Option<Box<dyn FnMut()>>,
 }
 
 impl std::fmt::Debug for Events {
@@ -137,7 +145,23 @@ impl Events {
             signals,
             inotify: None,
             names: HashMap::new(),
+            watchdog: None,
+            before_wait: None,
         })
+    }
+
+    /// Pets `watchdog` whenever it is due while a caller waits here, and
+    /// only then: a loop that stops calling [`Events::next`] stops petting,
+    /// and systemd restarts the service.
+    pub fn set_watchdog(&mut self, watchdog: Option<Watchdog>) {
+        self.watchdog = watchdog;
+    }
+
+    /// Runs `hook` at the start of every [`Events::next`] and
+    /// [`Events::next_with`]: whatever the caller's loop just did is done,
+    /// and it is about to sleep. `None` removes it.
+    pub fn set_before_wait(&mut self, hook: Option<Box<dyn FnMut()>>) {
+        self.before_wait = hook;
     }
 
     /// Watches the directories of `targets` for changes to their lock names.
@@ -186,8 +210,20 @@ impl Events {
         deadline: Option<Instant>,
         input: Option<BorrowedFd<'_>>,
     ) -> Result<Event, Errno> {
+        if let Some(hook) = self.before_wait.as_mut() {
+            hook();
+        }
         loop {
-            let timeout_ms: i32 = match deadline {
+            if let Some(w) = self.watchdog.as_mut() {
+                w.pet_if_due(Instant::now());
+            }
+            // The watchdog's due time is one more reason to wake, never an
+            // event: the caller sees only its own deadline pass.
+            let wake = match (deadline, self.watchdog.as_ref().map(Watchdog::due)) {
+                (Some(d), Some(w)) => Some(d.min(w)),
+                (d, w) => d.or(w),
+            };
+            let timeout_ms: i32 = match wake {
                 None => -1,
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
@@ -301,5 +337,52 @@ impl Events {
         } else {
             Change::Other
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::os::unix::net::UnixDatagram;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    #[test]
+    fn the_watchdog_is_petted_while_waiting_and_only_the_deadline_ends_the_wait() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("notify");
+        let sock = UnixDatagram::bind(&p).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let mut events = Events::new().unwrap();
+        // 40 ms: a pet every 20 ms.
+        let w = Watchdog::from_values(Some(p.into()), Some("40000"), None, 1).unwrap();
+        events.set_watchdog(Some(w));
+        let until = Instant::now() + Duration::from_millis(200);
+        assert_eq!(events.next(Some(until)).unwrap(), Event::Timeout);
+        assert!(Instant::now() >= until);
+        let mut buf = [0u8; 32];
+        let mut pets = 0;
+        while let Ok(n) = sock.recv(&mut buf) {
+            assert_eq!(&buf[..n], b"WATCHDOG=1");
+            pets += 1;
+        }
+        // One at once, then one per 20 ms: a few, and not a spin.
+        assert!((3..=12).contains(&pets), "{pets} pets in 200 ms");
+    }
+
+    #[test]
+    fn the_hook_runs_once_per_wait() {
+        let mut events = Events::new().unwrap();
+        let runs = Rc::new(Cell::new(0));
+        let seen = runs.clone();
+        events.set_before_wait(Some(Box::new(move || seen.set(seen.get() + 1))));
+        for _ in 0..3 {
+            assert_eq!(events.next(Some(Instant::now())).unwrap(), Event::Timeout);
+        }
+        assert_eq!(runs.get(), 3);
+        events.set_before_wait(None);
+        events.next(Some(Instant::now())).unwrap();
+        assert_eq!(runs.get(), 3);
     }
 }
