@@ -1,9 +1,12 @@
 //! What each subcommand does, and how every outcome becomes one line on
 //! stderr and one documented exit code.
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use updlock::board::{self, BoardError};
@@ -17,10 +20,11 @@ use updlock::lock::{self, LockError, LockSet};
 use updlock::notify::{notify, Watchdog};
 use updlock::pin::{Actuate, Actuator, NoActuator, PinError};
 use updlock::section::{self, HoldEnd, SectionError};
-use updlock::status;
+use updlock::status::{self, SupervisorView};
+use updlock::supervisor::{self, Api, Kick, Setup};
 use updlock::watch::{self, WatchError};
 
-use crate::cli::{self, Command, Config, LineChoice, LineSource, UsageError};
+use crate::cli::{self, Command, Config, LineChoice, LineSource, SupervisorFlags, UsageError};
 
 /// Everything that ends updlock early.
 #[derive(Debug, thiserror::Error)]
@@ -170,24 +174,40 @@ fn execute(config: Config, events: &mut Events) -> Result<u8, Failure> {
     ) {
         events.set_watchdog(Watchdog::from_env());
     }
+    // Set up (and any trouble with it said) before a lock is taken.
+    let api = match &config.command {
+        Command::Status { .. } => supervisor_api(&config.supervisor, false),
+        Command::Run { kick: true, .. }
+        | Command::Hold { kick: true, .. }
+        | Command::Watch { kick: true, .. } => supervisor_api(&config.supervisor, true),
+        _ => None,
+    };
     match config.command {
-        Command::Status { json } => status_cmd(&paths, json),
-        Command::Hold { duration, .. } => hold_cmd(&paths, config.wait, actuator, duration, events),
+        Command::Status { json } => status_cmd(&paths, json, api.as_ref()),
+        Command::Hold { duration, .. } => {
+            let (code, ours) = hold_cmd(&paths, config.wait, actuator, duration, events)?;
+            Ok(after_release(code, ours, api.as_ref()))
+        }
         Command::Run {
             grace,
             program,
             args,
             ..
-        } => run_cmd(
-            &paths,
-            config.wait,
-            actuator,
-            grace,
-            &program,
-            &args,
-            events,
-        ),
-        Command::Watch { input, debounce } => watch_cmd(&paths, &input, debounce, events),
+        } => {
+            let (code, ours) = run_cmd(
+                &paths,
+                config.wait,
+                actuator,
+                grace,
+                &program,
+                &args,
+                events,
+            )?;
+            Ok(after_release(code, ours, api.as_ref()))
+        }
+        Command::Watch {
+            input, debounce, ..
+        } => watch_cmd(&paths, &input, debounce, events, api),
         Command::Help(_) | Command::Version | Command::Safe { .. } => Ok(Exit::Ok.code()),
     }
 }
@@ -273,23 +293,192 @@ fn watch_cmd(
     input: &LineChoice,
     debounce: Duration,
     events: &mut Events,
+    kick: Option<Api>,
 ) -> Result<u8, Failure> {
     lock::check_uid()?;
     let (spec, shown) = resolve_line(input)?;
     let mut line = gpio::open_input(&spec, input.polarity)?;
     log::info!("{shown}: watching as input");
-    let stop = watch::watch(paths, &mut line, events, debounce, || notify("READY=1"))?;
+    let releases = kick.map(|api| {
+        let r = Rc::new(RefCell::new(ReleaseKicker::new(api, paths)));
+        let hook = Rc::clone(&r);
+        events.set_before_wait(Some(Box::new(move || hook.borrow_mut().look(true))));
+        r
+    });
+    let outcome = watch::watch(paths, &mut line, events, debounce, || notify("READY=1"));
+    events.set_before_wait(None);
+    let stop = outcome?;
     notify("STOPPING=1");
+    if let Some(r) = releases {
+        // The release on a stop signal happened inside watch, after its
+        // last wait: look once more, and let a kick under way finish.
+        r.borrow_mut().finish();
+    }
     log::info!("{}: stopped", stop.as_str());
     Ok(Exit::Ok.code())
 }
 
-fn status_cmd(paths: &[PathBuf], json: bool) -> Result<u8, Failure> {
+/// The supervisor's API if it is set up. What is wrong with it is said
+/// here, once; without `--kick`, an API that is simply not there is the
+/// usual case and not worth a word.
+fn supervisor_api(flags: &SupervisorFlags, kick: bool) -> Option<Api> {
+    let env = |name: &str| std::env::var(name).ok();
+    match supervisor::setup(flags.address.clone(), flags.api_key.clone(), flags.timeout, env) {
+        Setup::Ready(api) => return Some(api),
+        Setup::Off if kick => log::warn!(
+            "--kick: no supervisor API (the io.balena.features.supervisor-api label, or --supervisor-address and --supervisor-api-key): a pending update applies at the supervisor's next attempt"
+        ),
+        Setup::Off => {}
+        Setup::Incomplete(what) => log::warn!("supervisor API: {what}: not used"),
+        Setup::BadAddress { var, error } => {
+            log::warn!("supervisor API: ${var}: {error}: not used")
+        }
+    }
+    None
+}
+
+/// The kick of `run --kick` and `hold --kick`, once the section has ended
+/// with the line safe and the lock released: `ours` says we released it, as
+/// opposed to the supervisor taking it (then it is applying the update).
+fn after_release(code: u8, ours: bool, kick_with: Option<&Api>) -> u8 {
+    match kick_with {
+        Some(api) if ours => kick(api),
+        Some(_) => log::debug!("not kicked: the supervisor took the lock to apply the update"),
+        None => {}
+    }
+    code
+}
+
+/// Asks the supervisor to apply a pending update now. Whatever happens is
+/// one line in the log and nothing else: the lock is released already, and
+/// the exit status is the critical section's.
+fn kick(api: &Api) {
+    match api.kick() {
+        Ok(Kick::Asked { status }) => log::info!(
+            "an update is pending: the supervisor was asked to apply it now (POST /v1/update: {status})"
+        ),
+        Ok(Kick::NothingPending(_)) => log::debug!("no update pending: nothing to kick"),
+        Err(e) => log::warn!(
+            "{e} (not kicked: a pending update applies at the supervisor's next attempt)"
+        ),
+    }
+}
+
+/// What the lock files show, as far as a kick is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// One of them is this process's.
+    Ours,
+    /// None is there.
+    Free,
+    /// Someone else's (the supervisor's, after an override).
+    Other,
+}
+
+fn seen(paths: &[PathBuf]) -> Option<Seen> {
+    let me = std::process::id();
+    let uid = nix::unistd::geteuid().as_raw();
+    let mut free = true;
+    for p in paths {
+        let target = lock::Target::open(p).ok()?;
+        match lock::observe(&target).ok()? {
+            lock::Observed::Free => {}
+            lock::Observed::Present {
+                foreign: None,
+                uid: owner,
+                tag: Some(tag),
+                ..
+            } if tag.pid == me && owner == uid => return Some(Seen::Ours),
+            lock::Observed::Present { .. } => free = false,
+        }
+    }
+    Some(if free { Seen::Free } else { Seen::Other })
+}
+
+/// `--kick` for `watch`, whose releases happen inside its loop: before each
+/// wait, a look at the lock files tells whether the lock held at the last
+/// look has since been released by us (gone) or taken from us (someone
+/// else's: the supervisor is applying the update already, no kick).
+///
+/// The kick runs on a thread of its own: the loop must be free to take the
+/// lock again the moment the input goes active, and to pet the watchdog,
+/// however slow the API is.
+struct ReleaseKicker {
+    api: Arc<Api>,
+    paths: Vec<PathBuf>,
+    held: bool,
+    under_way: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReleaseKicker {
+    fn new(api: Api, paths: &[PathBuf]) -> ReleaseKicker {
+        ReleaseKicker {
+            api: Arc::new(api),
+            paths: paths.to_vec(),
+            held: false,
+            under_way: None,
+        }
+    }
+
+    fn look(&mut self, in_background: bool) {
+        match seen(&self.paths) {
+            Some(Seen::Ours) => self.held = true,
+            Some(Seen::Free) if self.held => {
+                self.held = false;
+                self.kick(in_background);
+            }
+            Some(Seen::Other) => self.held = false,
+            // A look that failed tells nothing: the next one will.
+            Some(Seen::Free) | None => {}
+        }
+    }
+
+    fn kick(&mut self, in_background: bool) {
+        if let Some(h) = self.under_way.take() {
+            if !h.is_finished() {
+                // It has yet to ask, or is asking: that covers this release.
+                self.under_way = Some(h);
+                log::debug!("a kick is under way already");
+                return;
+            }
+            let _ = h.join();
+        }
+        if !in_background {
+            kick(&self.api);
+            return;
+        }
+        let api = Arc::clone(&self.api);
+        match std::thread::Builder::new()
+            .name("kick".into())
+            .spawn(move || kick(&api))
+        {
+            Ok(h) => self.under_way = Some(h),
+            Err(e) => log::warn!("cannot start a thread to kick the supervisor: {e}"),
+        }
+    }
+
+    fn finish(&mut self) {
+        self.look(false);
+        if let Some(h) = self.under_way.take() {
+            // Bounded by the API timeout, as every use is.
+            let _ = h.join();
+        }
+    }
+}
+
+fn status_cmd(paths: &[PathBuf], json: bool, api: Option<&Api>) -> Result<u8, Failure> {
     let entries = status::inspect(paths)?;
+    let supervisor = api.map(|api| SupervisorView {
+        address: api.address().to_string(),
+        answer: api.device().map_err(|e| {
+            log::warn!("{e}");
+            format!("{}: {}", e.request, e.problem)
+        }),
+    });
     let text = if json {
-        status::render_json(&entries)
+        status::render_json(&entries, supervisor.as_ref())
     } else {
-        status::render_text(&entries)
+        status::render_text(&entries, supervisor.as_ref())
     };
     print!("{text}");
     Ok(if entries.iter().any(status::Entry::held) {
@@ -318,13 +507,15 @@ fn release(set: LockSet) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The exit status, and whether the lock ended released by us (not taken
+/// by the supervisor) with the line safe: what a kick may follow.
 fn hold_cmd(
     paths: &[PathBuf],
     wait: Wait,
     actuator: Option<Actuator<Output>>,
     duration: Option<Duration>,
     events: &mut Events,
-) -> Result<u8, Failure> {
+) -> Result<(u8, bool), Failure> {
     let set = take(paths, wait, events)?;
     // Declared after the lock, so dropped (made safe) before it on every
     // path, unwinding included.
@@ -363,7 +554,7 @@ fn hold_cmd(
     };
     release(set)?;
     safe?;
-    Ok(code.code())
+    Ok((code.code(), !matches!(end, HoldEnd::Overridden(..))))
 }
 
 fn into_dyn(actuator: Option<Actuator<Output>>) -> Box<dyn Actuate> {
@@ -373,6 +564,8 @@ fn into_dyn(actuator: Option<Actuator<Output>>) -> Box<dyn Actuate> {
     }
 }
 
+/// The exit status, and whether the lock ended released by us with the
+/// line safe, as [`hold_cmd`].
 fn run_cmd(
     paths: &[PathBuf],
     wait: Wait,
@@ -381,7 +574,7 @@ fn run_cmd(
     program: &std::ffi::OsStr,
     args: &[OsString],
     events: &mut Events,
-) -> Result<u8, Failure> {
+) -> Result<(u8, bool), Failure> {
     let set = take(paths, wait, events)?;
     // Declared after the lock, so dropped (made safe) before it.
     let mut act = into_dyn(actuator);
@@ -398,5 +591,8 @@ fn run_cmd(
         log::warn!("the program was killed after the grace period");
     }
     end.safe?;
-    Ok(u8::try_from(end.code).unwrap_or(Exit::Internal.code()))
+    Ok((
+        u8::try_from(end.code).unwrap_or(Exit::Internal.code()),
+        end.overridden.is_none(),
+    ))
 }

@@ -1,7 +1,8 @@
 //! The command line: raw flags in, a validated [`Config`] out.
 //!
-//! Global options (where the locks are, `--wait`, `-q`/`-v`) may come before
-//! or after the subcommand; everything after `run`'s PROGRAM belongs to it.
+//! Global options (where the locks are, `--wait`, the supervisor's API,
+//! `-q`/`-v`) may come before or after the subcommand; everything after
+//! `run`'s PROGRAM belongs to it.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use updlock::exit;
 use updlock::linespec::{self, LineSpec};
 use updlock::location::{HostLayout, Location, HELIOS_ROOT, SERVICES_ROOT};
 use updlock::pin::{Level, Polarity};
+use updlock::supervisor::{self, Address};
 
 /// What the user asked for, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +26,22 @@ pub struct Config {
     pub wait: Wait,
     /// `-q` (negative) / `-v` (positive), summed.
     pub verbosity: i8,
+    /// The supervisor's API, as the flags give it (the environment fills in
+    /// what they do not).
+    pub supervisor: SupervisorFlags,
     /// The subcommand.
     pub command: Command,
+}
+
+/// `--supervisor-address`, `--supervisor-api-key`, `--api-timeout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisorFlags {
+    /// `--supervisor-address URL`.
+    pub address: Option<Address>,
+    /// `--supervisor-api-key KEY`.
+    pub api_key: Option<String>,
+    /// `--api-timeout DURATION`: the most one use of the API may take.
+    pub timeout: Duration,
 }
 
 /// Where a line is: a `--gpio`/`--input` value, or a board pin.
@@ -66,6 +82,8 @@ pub enum Command {
         program: OsString,
         /// Its arguments.
         args: Vec<OsString>,
+        /// `--kick`.
+        kick: bool,
     },
     /// Hold the lock until a signal or `--for`.
     Hold {
@@ -73,6 +91,8 @@ pub enum Command {
         line: Option<LineChoice>,
         /// `--for`.
         duration: Option<Duration>,
+        /// `--kick`.
+        kick: bool,
     },
     /// Hold the lock while an input line is active.
     Watch {
@@ -80,6 +100,8 @@ pub enum Command {
         input: LineChoice,
         /// How long the input must stay inactive before the lock goes.
         debounce: Duration,
+        /// `--kick`.
+        kick: bool,
     },
     /// Drive a line to its safe state and exit.
     Safe {
@@ -137,6 +159,10 @@ struct Raw {
     active_low: bool,
     safe: Option<Level>,
     debounce: Option<Duration>,
+    supervisor_address: Option<Address>,
+    supervisor_api_key: Option<String>,
+    api_timeout: Option<Duration>,
+    kick: bool,
 }
 
 fn line_of(value: OsString, flag: &str) -> Result<LineSpec, UsageError> {
@@ -213,6 +239,30 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
             Long("debounce") if in_sub("watch") => {
                 raw.debounce = Some(duration_of(p.value()?, "--debounce")?)
             }
+            Long("supervisor-address") => {
+                let v = text_of(p.value()?, "--supervisor-address")?;
+                raw.supervisor_address = Some(
+                    Address::parse(&v)
+                        .map_err(|e| UsageError(format!("--supervisor-address: {e}")))?,
+                );
+            }
+            Long("supervisor-api-key") => {
+                let v = text_of(p.value()?, "--supervisor-api-key")?;
+                if v.is_empty() {
+                    return Err(UsageError("--supervisor-api-key: empty key".into()));
+                }
+                raw.supervisor_api_key = Some(v);
+            }
+            Long("api-timeout") => {
+                let d = duration_of(p.value()?, "--api-timeout")?;
+                if d.is_zero() {
+                    return Err(UsageError(
+                        "--api-timeout: 0 leaves no time for any answer".into(),
+                    ));
+                }
+                raw.api_timeout = Some(d);
+            }
+            Long("kick") if in_sub("run") || in_sub("hold") || in_sub("watch") => raw.kick = true,
             Value(v) if sub.is_none() => {
                 let name = text_of(v, "subcommand")?;
                 match name.as_str() {
@@ -236,11 +286,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
     }
     let verbosity = raw.verbosity;
     let wait = raw.wait.unwrap_or(Wait::For(Duration::ZERO));
+    let supervisor = SupervisorFlags {
+        address: raw.supervisor_address.take(),
+        api_key: raw.supervisor_api_key.take(),
+        timeout: raw.api_timeout.unwrap_or(supervisor::DEFAULT_TIMEOUT),
+    };
     if raw.version {
         return Ok(Config {
             location: Location::Container { dir: None },
             wait,
             verbosity,
+            supervisor,
             command: Command::Version,
         });
     }
@@ -255,6 +311,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
             location: Location::Container { dir: None },
             wait,
             verbosity,
+            supervisor,
             command: Command::Help(topic),
         });
     }
@@ -278,6 +335,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
                 )
             })?,
             debounce: raw.debounce.unwrap_or(DEFAULT_DEBOUNCE),
+            kick: raw.kick,
         },
         Some("safe") => Command::Safe {
             line: line.ok_or_else(|| {
@@ -295,11 +353,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
                 grace: raw.grace.unwrap_or(DEFAULT_GRACE),
                 program,
                 args,
+                kick: raw.kick,
             }
         }
         Some("hold") => Command::Hold {
             line,
             duration: raw.duration,
+            kick: raw.kick,
         },
         _ => {
             if raw.wait.is_some() {
@@ -312,6 +372,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
         location,
         wait,
         verbosity,
+        supervisor,
         command,
     })
 }
@@ -419,8 +480,31 @@ The actuator line (optional; without it only the lock is held):
   --safe low|high       state the safe level explicitly; it must be the inactive one
 ";
 
-const COMMON_HELP: &str = "\
-  -w, --wait DURATION   wait this long for a lock held by someone else
+const SUPERVISOR_HELP: &str = "\
+The supervisor's API (optional; used when both an address and a key are known):
+  --supervisor-address URL
+                        the API (default: $BALENA_SUPERVISOR_ADDRESS, which the
+                        io.balena.features.supervisor-api label sets)
+  --supervisor-api-key KEY
+                        its key (default: $BALENA_SUPERVISOR_API_KEY; a flag
+                        shows in ps, the environment does not)
+  --api-timeout DURATION
+                        the most one use of the API may take (default 2s)
+An API that is missing, slow or failing is logged, once, and changes nothing
+else: not the release, not the exit status. With the API, the --kick of
+run, hold and watch has a pending update applied once the lock is released.
+";
+
+// No line continuation before an option: `\` at a line end would eat its
+// indentation too.
+const KICK_HELP: &str =
+    "  --kick                once the lock is released (and the line is safe), if
+                        the supervisor has an update pending, ask it to apply
+                        it now (POST /v1/update, never forced) rather than at
+                        the end of its backoff (up to 15 minutes later)
+";
+
+const COMMON_HELP: &str = "  -w, --wait DURATION   wait this long for a lock held by someone else
                         (0 = fail at once, the default; 'forever')
   -q, --quiet           log errors only;  -v, --verbose: log more
                         (or RUST_LOG=warn|info|debug; default info, on stderr)
@@ -435,7 +519,7 @@ pub fn help(topic: Option<&str>) -> String {
         Some("run") => format!(
             "updlock run: hold the update lock (and the actuator) while PROGRAM runs
 
-Usage: updlock [LOCATION] [--wait DURATION] [-q|-v] run [--gpio LINE ...] [--grace DURATION] [--] PROGRAM [ARGS...]
+Usage: updlock [LOCATION] [--wait DURATION] [SUPERVISOR] [-q|-v] run [--gpio LINE ...] [--grace DURATION] [--kick] [--] PROGRAM [ARGS...]
 
 Requests the line in its safe state, takes the lock, drives the line active,
 runs PROGRAM; when PROGRAM ends, drives the line safe, then releases the lock,
@@ -447,14 +531,14 @@ it), the line goes safe and PROGRAM gets SIGTERM at once. PROGRAM gets SIGTERM
 if updlock itself is killed.
 
   --grace DURATION      time PROGRAM has to end after a stop signal (default 5s)
-{LINE_HELP}{LOCATION_HELP}{COMMON_HELP}
+{KICK_HELP}{LINE_HELP}{LOCATION_HELP}{SUPERVISOR_HELP}{COMMON_HELP}
 Exit status:
 {codes}"
         ),
         Some("hold") => format!(
             "updlock hold: take the update lock (and the actuator) and hold it
 
-Usage: updlock [LOCATION] [--wait DURATION] [-q|-v] hold [--gpio LINE ...] [--for DURATION]
+Usage: updlock [LOCATION] [--wait DURATION] [SUPERVISOR] [-q|-v] hold [--gpio LINE ...] [--for DURATION] [--kick]
 
 Requests the line in its safe state, takes the lock, drives the line active,
 prints 'held' on stdout (and READY=1 to systemd when $NOTIFY_SOCKET is set),
@@ -463,14 +547,14 @@ drives the line safe, releases the lock and exits 0. If the lock is
 overridden (the supervisor removed it), it does the same at once and exits 75.
 
   --for DURATION        release after this long
-{LINE_HELP}{LOCATION_HELP}{COMMON_HELP}
+{KICK_HELP}{LINE_HELP}{LOCATION_HELP}{SUPERVISOR_HELP}{COMMON_HELP}
 Exit status:
 {codes}"
         ),
         Some("watch") => format!(
             "updlock watch: hold the update lock while an input line is active
 
-Usage: updlock [LOCATION] [-q|-v] watch --input LINE [--active-low] [--debounce DURATION]
+Usage: updlock [LOCATION] [SUPERVISOR] [-q|-v] watch --input LINE [--active-low] [--debounce DURATION] [--kick]
 
 For a machine whose own controller signals \"busy\" on an input: takes the lock
 when the input becomes active and releases it once the input has been inactive
@@ -483,7 +567,10 @@ or SIGHUP; tells systemd READY=1 once armed.
   --board B --pin N     or a physical header pin of a board
   --active-low          the input is active when low
   --debounce DURATION   inactive time before the lock is released (default 1s)
-{LOCATION_HELP}{COMMON_HELP}
+  --kick                after each release, if the supervisor has an update
+                        pending, ask it to apply it now (POST /v1/update, never
+                        forced) rather than at the end of its backoff
+{LOCATION_HELP}{SUPERVISOR_HELP}{COMMON_HELP}
 Exit status:
 {codes}"
         ),
@@ -514,16 +601,19 @@ Exit status:
         Some("status") => format!(
             "updlock status: who holds the update lock files
 
-Usage: updlock [LOCATION] status [--json]
+Usage: updlock [LOCATION] [SUPERVISOR] status [--json]
 
 One line per lock file: free, held by updlock (pid, since), held by the
 supervisor (uid 65534), held by someone else, or stale (left by a dead
 updlock; the next updlock re-takes it). Never takes a lock, not even a flock.
 Exits 0 when every file is free, 73 when any is present (the supervisor
-would not update).
+would not update). With the supervisor's API, one more line: what it says
+about updates (update_pending, update_downloaded, update_failed); the exit
+status still reflects only the lock files.
 
-  --json                one JSON object: {{\"held\": bool, \"locks\": [...]}}
-{LOCATION_HELP}
+  --json                one JSON object: {{\"held\": bool, \"locks\": [...]}},
+                        and \"supervisor\": {{...}} with the API
+{LOCATION_HELP}{SUPERVISOR_HELP}
 Exit status:
 {codes}"
         ),
@@ -531,11 +621,11 @@ Exit status:
             "updlock {}: hold the balena update lock exactly while a critical section runs
 
 Usage:
-  updlock [LOCATION] [--wait DURATION] [-q|-v] run [--gpio LINE ...] [--grace DURATION] [--] PROGRAM [ARGS...]
-  updlock [LOCATION] [--wait DURATION] [-q|-v] hold [--gpio LINE ...] [--for DURATION]
-  updlock [LOCATION] [-q|-v] watch --input LINE [--active-low] [--debounce DURATION]
+  updlock [LOCATION] [--wait DURATION] [SUPERVISOR] [-q|-v] run [--gpio LINE ...] [--grace DURATION] [--kick] [--] PROGRAM [ARGS...]
+  updlock [LOCATION] [--wait DURATION] [SUPERVISOR] [-q|-v] hold [--gpio LINE ...] [--for DURATION] [--kick]
+  updlock [LOCATION] [SUPERVISOR] [-q|-v] watch --input LINE [--active-low] [--debounce DURATION] [--kick]
   updlock safe --gpio LINE [--active-low]
-  updlock [LOCATION] status [--json]
+  updlock [LOCATION] [SUPERVISOR] status [--json]
   updlock help [run|hold|watch|safe|status|boards]
 
 The lock is what the balena supervisor and balenaOS check: files created
@@ -545,7 +635,7 @@ taken over, unless it is updlock's own and its holder is dead. With --gpio,
 the actuator line is active only while the lock is held: lock first, then the
 line; the line safe first, then the lock released — on every way out.
 
-{LINE_HELP}{LOCATION_HELP}{COMMON_HELP}
+{LINE_HELP}{LOCATION_HELP}{SUPERVISOR_HELP}{COMMON_HELP}
 Exit status:
 {codes}",
             env!("CARGO_PKG_VERSION")
@@ -582,6 +672,7 @@ mod tests {
                 grace: Duration::from_secs(2),
                 program: "sh".into(),
                 args: vec!["-c".into(), "x".into()],
+                kick: false,
             }
         );
         assert_eq!(
@@ -609,7 +700,8 @@ mod tests {
             c.command,
             Command::Hold {
                 line: None,
-                duration: Some(Duration::from_secs(60))
+                duration: Some(Duration::from_secs(60)),
+                kick: false,
             }
         );
     }
@@ -656,10 +748,48 @@ mod tests {
                     safe: None,
                 },
                 debounce: Duration::from_secs(2),
+                kick: false,
             }
         );
         let c = parse_str(&["safe", "--gpio", "gpiochip0:17"]).unwrap();
         assert!(matches!(c.command, Command::Safe { .. }));
+    }
+
+    #[test]
+    fn supervisor_options_are_global_and_kick_is_run_hold_and_watch() {
+        let c = parse_str(&["status"]).unwrap();
+        assert_eq!(
+            c.supervisor,
+            SupervisorFlags {
+                address: None,
+                api_key: None,
+                timeout: supervisor::DEFAULT_TIMEOUT,
+            }
+        );
+        let c = parse_str(&[
+            "--supervisor-address",
+            "http://127.0.0.1:48484",
+            "hold",
+            "--kick",
+            "--supervisor-api-key",
+            "k",
+            "--api-timeout",
+            "300ms",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.supervisor.address,
+            Some(Address::parse("http://127.0.0.1:48484").unwrap())
+        );
+        assert_eq!(c.supervisor.api_key.as_deref(), Some("k"));
+        assert_eq!(c.supervisor.timeout, Duration::from_millis(300));
+        assert!(matches!(c.command, Command::Hold { kick: true, .. }));
+        let c = parse_str(&["run", "--kick", "--", "true", "--kick"]).unwrap();
+        assert!(
+            matches!(c.command, Command::Run { kick: true, ref args, .. } if args == &["--kick"])
+        );
+        let c = parse_str(&["watch", "--kick", "--input", "file:/x"]).unwrap();
+        assert!(matches!(c.command, Command::Watch { kick: true, .. }));
     }
 
     #[test]
@@ -693,6 +823,15 @@ mod tests {
             &["safe", "--gpio", "GPIO17", "--wait", "1s"],
             &["status", "--gpio", "GPIO17"],
             &["run", "--input", "GPIO17", "--", "true"],
+            &["status", "--kick"],
+            &["safe", "--gpio", "GPIO17", "--kick"],
+            &["--kick", "hold"],
+            &["--supervisor-address", "127.0.0.1:48484", "status"],
+            &["--supervisor-address", "https://127.0.0.1:48484", "status"],
+            &["--supervisor-address", "http://supervisor:48484", "status"],
+            &["--supervisor-api-key", "", "status"],
+            &["--api-timeout", "0", "status"],
+            &["--api-timeout", "soon", "status"],
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} was accepted");
         }

@@ -4,10 +4,15 @@
 //! It never takes a flock, even for an instant: a probe could make a
 //! re-taking updlock or the host's `flock -nx` check believe the file is
 //! held. Whether a file is flocked comes from `/proc/locks` instead.
+//!
+//! With the supervisor's API ([`crate::supervisor`]), the report also says
+//! what the supervisor thinks of updates; the lock files alone decide the
+//! exit status.
 
 use std::path::{Path, PathBuf};
 
 use crate::lock::{flocked, observe, Foreign, LockError, Observed, Target, SUPERVISOR_UID};
+use crate::supervisor::Device;
 use crate::tag::Tag;
 
 /// The state of one lock file.
@@ -44,6 +49,15 @@ impl Entry {
     pub fn held(&self) -> bool {
         self.state != State::Free
     }
+}
+
+/// What the supervisor's API said about updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisorView {
+    /// The API's base URL.
+    pub address: String,
+    /// Its answer, or why there is none (already logged).
+    pub answer: Result<Device, String>,
 }
 
 /// Looks at every lock file in `paths`.
@@ -118,16 +132,48 @@ fn foreign_word(kind: Foreign) -> &'static str {
     }
 }
 
-/// One line per lock file.
-pub fn render_text(entries: &[Entry]) -> String {
-    entries
-        .iter()
-        .map(|e| format!("{}: {}\n", e.path.display(), describe(e)))
-        .collect()
+fn flag_text(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "unknown",
+    }
 }
 
-/// `{"held": bool, "locks": [...]}` for scripts.
-pub fn render_json(entries: &[Entry]) -> String {
+fn flag_json(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "null",
+    }
+}
+
+/// One line per lock file, and one for the supervisor's answer if there is
+/// one (a failure is in the log, not here).
+pub fn render_text(entries: &[Entry], supervisor: Option<&SupervisorView>) -> String {
+    let mut out: String = entries
+        .iter()
+        .map(|e| format!("{}: {}\n", e.path.display(), describe(e)))
+        .collect();
+    if let Some(SupervisorView {
+        address,
+        answer: Ok(d),
+    }) = supervisor
+    {
+        out.push_str(&format!(
+            "supervisor ({address}): update_pending={}, update_downloaded={}, update_failed={}\n",
+            flag_text(d.update_pending),
+            flag_text(d.update_downloaded),
+            flag_text(d.update_failed)
+        ));
+    }
+    out
+}
+
+/// `{"held": bool, "locks": [...]}` for scripts, and `"supervisor": {...}`
+/// when the API was asked: its three fields (`null` when it did not say),
+/// or `"error"`.
+pub fn render_json(entries: &[Entry], supervisor: Option<&SupervisorView>) -> String {
     let mut out = format!("{{\"held\":{},\"locks\":[", entries.iter().any(Entry::held));
     for (i, e) in entries.iter().enumerate() {
         if i > 0 {
@@ -164,7 +210,23 @@ pub fn render_json(entries: &[Entry]) -> String {
                 .map_or("null", |b| if b { "true" } else { "false" })
         ));
     }
-    out.push_str("]}\n");
+    out.push(']');
+    if let Some(v) = supervisor {
+        out.push_str(&format!(
+            ",\"supervisor\":{{\"address\":{}",
+            json_string(&v.address)
+        ));
+        match &v.answer {
+            Ok(d) => out.push_str(&format!(
+                ",\"update_pending\":{},\"update_downloaded\":{},\"update_failed\":{}}}",
+                flag_json(d.update_pending),
+                flag_json(d.update_downloaded),
+                flag_json(d.update_failed)
+            )),
+            Err(e) => out.push_str(&format!(",\"error\":{}}}", json_string(e))),
+        }
+    }
+    out.push_str("}\n");
     out
 }
 
@@ -209,8 +271,44 @@ mod tests {
             },
         ];
         assert_eq!(
-            render_json(&entries),
+            render_json(&entries, None),
             "{\"held\":true,\"locks\":[{\"path\":\"/l/updates.lock\",\"state\":\"free\",\"flocked\":null},{\"path\":\"/l/resin-updates.lock\",\"state\":\"supervisor\",\"owner_uid\":65534,\"flocked\":false}]}\n"
+        );
+    }
+
+    #[test]
+    fn the_supervisors_view() {
+        let entries = [Entry {
+            path: PathBuf::from("/l/updates.lock"),
+            state: State::Free,
+            uid: None,
+            flocked: None,
+        }];
+        let answered = SupervisorView {
+            address: "http://127.0.0.1:48484".into(),
+            answer: Ok(Device {
+                update_pending: Some(true),
+                update_downloaded: Some(false),
+                update_failed: None,
+            }),
+        };
+        assert_eq!(
+            render_json(&entries, Some(&answered)),
+            "{\"held\":false,\"locks\":[{\"path\":\"/l/updates.lock\",\"state\":\"free\",\"flocked\":null}],\"supervisor\":{\"address\":\"http://127.0.0.1:48484\",\"update_pending\":true,\"update_downloaded\":false,\"update_failed\":null}}\n"
+        );
+        assert_eq!(
+            render_text(&entries, Some(&answered)),
+            "/l/updates.lock: free\nsupervisor (http://127.0.0.1:48484): update_pending=true, update_downloaded=false, update_failed=unknown\n"
+        );
+        let failed = SupervisorView {
+            address: "http://127.0.0.1:1".into(),
+            answer: Err("cannot connect: \"refused\"".into()),
+        };
+        assert!(render_json(&entries, Some(&failed))
+            .ends_with("],\"supervisor\":{\"address\":\"http://127.0.0.1:1\",\"error\":\"cannot connect: \\\"refused\\\"\"}}\n"));
+        assert_eq!(
+            render_text(&entries, Some(&failed)),
+            render_text(&entries, None)
         );
     }
 }

@@ -136,13 +136,20 @@ pub fn s(path: &Path) -> String {
 // ---------------------------------------------------------------- commands
 
 /// `updlock` with a clean environment: none of the variables that choose a
-/// lock location, talk to systemd or change the log level.
+/// lock location, talk to systemd or the supervisor's API, or change the
+/// log level.
 pub fn updlock() -> Command {
     emulation_wrapper();
     let mut c = Command::new(UPDLOCK);
     c.env_remove("UPDLOCK_LOCK_DIR")
         .env_remove("BALENA_APP_LOCK_PATH")
         .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("BALENA_SUPERVISOR_ADDRESS")
+        .env_remove("BALENA_SUPERVISOR_API_KEY")
+        .env_remove("RESIN_SUPERVISOR_ADDRESS")
+        .env_remove("RESIN_SUPERVISOR_API_KEY")
         .env_remove("RUST_LOG");
     c
 }
