@@ -295,10 +295,12 @@ def help_options(updlock, sub):
 
 
 def code_spans(text):
-    """Lines of fenced code blocks, and inline code spans."""
+    """Lines of fenced code blocks (not ```text ones: pictures), and inline
+    code spans."""
     spans = []
-    for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.S | re.M):
-        spans += block.splitlines()
+    for lang, block in re.findall(r"^```([^\n]*)\n(.*?)^```", text, re.S | re.M):
+        if lang.strip() != "text":
+            spans += block.splitlines()
     prose = re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.S | re.M)
     spans += re.findall(r"`([^`\n]+)`", prose)
     return spans
