@@ -34,6 +34,9 @@ if [ -n "$JOB_USER" ]; then
 		--no-new-privs --pdeathsig keep -- "$@"
 fi
 
+# --kick: once the job has ended and the lock is released, a pending update
+# is applied at once, not at the end of the supervisor's backoff (up to 15
+# minutes later). It uses the supervisor API (the label in docker-compose.yml).
 set -f # ACTUATOR is split into words on purpose ("GPIO17 --active-low"), never globbed
 # shellcheck disable=SC2086
-exec updlock run --gpio $ACTUATOR -- "$@"
+exec updlock run --kick --gpio $ACTUATOR -- "$@"

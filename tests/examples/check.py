@@ -9,6 +9,7 @@ the updlock commands shown in the docs.
                                          in ROOT; prints JSON
   check.py readme-lines README ENTRY     the README's quoted lines are entry.sh's
   check.py docs UPDLOCK FILE...          commands and links in Markdown
+  check.py supervisor LOCKS KEY PORTFILE LOG   a stand-in for the supervisor's API
 
 Each prints what it found; a problem is a line on stderr and exit status 1.
 """
@@ -359,6 +360,57 @@ def cmd_docs(updlock, files):
     finish(f"{seen} updlock commands in {len(files)} files")
 
 
+# --- A stand-in for the supervisor's API ---------------------------------------------
+
+
+def cmd_supervisor(locks, key, port_file, log_file):
+    """GET /v1/device (an update pending) and POST /v1/update, as the
+    supervisor answers them; every request is logged as a JSON line with
+    whether a lock file existed the moment it arrived. Serves until killed."""
+    import http.server
+    import urllib.parse
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def handle_one(self, method):
+            present = any(os.path.exists(os.path.join(locks, n)) for n in ("updates.lock", "resin-updates.lock"))
+            url = urllib.parse.urlsplit(self.path)
+            apikey = urllib.parse.parse_qs(url.query).get("apikey", [None])[0]
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            with open(log_file, "a") as f:
+                f.write(json.dumps({"method": method, "path": url.path, "apikey": apikey, "lock_present": present}) + "\n")
+            if apikey != key:
+                status, body = 401, "Unauthorized"
+            elif (method, url.path) == ("GET", "/v1/device"):
+                status, body = 200, json.dumps({"status": "Idle", "update_pending": True, "update_downloaded": True, "update_failed": False})
+            elif (method, url.path) == ("POST", "/v1/update"):
+                status, body = 204, ""
+            else:
+                status, body = 404, "Not Found"
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def do_GET(self):
+            self.handle_one("GET")
+
+        def do_POST(self):
+            self.handle_one("POST")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(server.server_address[1]))
+    os.rename(port_file + ".tmp", port_file)
+    server.serve_forever()
+
+
 def main(argv):
     if len(argv) >= 2 and argv[0] == "compose":
         cmd_compose(argv[1])
@@ -366,6 +418,8 @@ def main(argv):
         cmd_dockerfile(*argv[1:])
     elif len(argv) == 3 and argv[0] == "readme-lines":
         cmd_readme_lines(*argv[1:])
+    elif len(argv) == 5 and argv[0] == "supervisor":
+        cmd_supervisor(*argv[1:])
     elif len(argv) >= 3 and argv[0] == "docs":
         cmd_docs(argv[1], argv[2:])
     else:
