@@ -2,7 +2,7 @@
 # The container's entry point: runs the job under updlock, so that the balena
 # update lock is held and the actuator line is active exactly while the job
 # runs. The line goes safe first, then the lock is released, however the job
-# ends; on `balena stop`, an update or an override too (SIGTERM to updlock,
+# ends; on a stop, an update or an override too (SIGTERM to updlock,
 # which is PID 1 here: this script ends in exec).
 #
 # updlock runs as root: the service's lock directory (/tmp/balena) is
