@@ -1,17 +1,15 @@
 //! What each subcommand does, and how every outcome becomes one line on
 //! stderr and one documented exit code.
 
-use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
-use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use updlock::board::{self, BoardError};
 use updlock::duration::Wait;
-use updlock::events::Events;
+use updlock::events::{Companion, Events};
 use updlock::exit::Exit;
 use updlock::gpio::{self, GpioError, Output};
 use updlock::linespec::{ChipRef, LineSpec};
@@ -21,7 +19,7 @@ use updlock::notify::{notify, Watchdog};
 use updlock::pin::{Actuate, Actuator, NoActuator, PinError};
 use updlock::section::{self, HoldEnd, SectionError};
 use updlock::status::{self, SupervisorView};
-use updlock::supervisor::{self, Api, Kick, Setup};
+use updlock::supervisor::{self, Api, ApiError, Call, Outcome, Setup};
 use updlock::watch::{self, WatchError};
 
 use crate::cli::{self, Command, Config, LineChoice, LineSource, SupervisorFlags, UsageError};
@@ -299,20 +297,17 @@ fn watch_cmd(
     let (spec, shown) = resolve_line(input)?;
     let mut line = gpio::open_input(&spec, input.polarity)?;
     log::info!("{shown}: watching as input");
-    let releases = kick.map(|api| {
-        let r = Rc::new(RefCell::new(ReleaseKicker::new(api, paths)));
-        let hook = Rc::clone(&r);
-        events.set_before_wait(Some(Box::new(move || hook.borrow_mut().look(true))));
-        r
-    });
+    if let Some(api) = kick {
+        events.set_companion(Some(Box::new(ReleaseKicker::new(api, paths))));
+    }
     let outcome = watch::watch(paths, &mut line, events, debounce, || notify("READY=1"));
-    events.set_before_wait(None);
+    let kicker = events.set_companion(None);
     let stop = outcome?;
     notify("STOPPING=1");
-    if let Some(r) = releases {
+    if let Some(mut k) = kicker {
         // The release on a stop signal happened inside watch, after its
         // last wait: look once more, and let a kick under way finish.
-        r.borrow_mut().finish();
+        k.finish();
     }
     log::info!("{}: stopped", stop.as_str());
     Ok(Exit::Ok.code())
@@ -349,15 +344,23 @@ fn after_release(code: u8, ours: bool, kick_with: Option<&Api>) -> u8 {
     code
 }
 
-/// Asks the supervisor to apply a pending update now. Whatever happens is
-/// one line in the log and nothing else: the lock is released already, and
-/// the exit status is the critical section's.
+/// Asks the supervisor to apply a pending update now; waits for it, as
+/// long as `--api-timeout` at most.
 fn kick(api: &Api) {
-    match api.kick() {
-        Ok(Kick::Asked { status }) => log::info!(
+    report_kick(api.kick());
+}
+
+/// What a kick did: one line in the log and nothing else. The lock is
+/// released already, and the exit status is the critical section's.
+fn report_kick(done: Result<Outcome, ApiError>) {
+    match done {
+        Ok(Outcome {
+            asked: Some(status),
+            ..
+        }) => log::info!(
             "an update is pending: the supervisor was asked to apply it now (POST /v1/update: {status})"
         ),
-        Ok(Kick::NothingPending(_)) => log::debug!("no update pending: nothing to kick"),
+        Ok(Outcome { asked: None, .. }) => log::debug!("no update pending: nothing to kick"),
         Err(e) => log::warn!(
             "{e} (not kicked: a pending update applies at the supervisor's next attempt)"
         ),
@@ -400,68 +403,70 @@ fn seen(paths: &[PathBuf]) -> Option<Seen> {
 /// look has since been released by us (gone) or taken from us (someone
 /// else's: the supervisor is applying the update already, no kick).
 ///
-/// The kick runs on a thread of its own: the loop must be free to take the
-/// lock again the moment the input goes active, and to pet the watchdog,
-/// however slow the API is.
+/// The kick goes along with watch's loop ([`Companion`]): the loop must be
+/// free to take the lock again the moment the input goes active, and to pet
+/// the watchdog, however slow the API is.
 struct ReleaseKicker {
-    api: Arc<Api>,
+    api: Api,
     paths: Vec<PathBuf>,
     held: bool,
-    under_way: Option<std::thread::JoinHandle<()>>,
+    under_way: Option<Call>,
 }
 
 impl ReleaseKicker {
     fn new(api: Api, paths: &[PathBuf]) -> ReleaseKicker {
         ReleaseKicker {
-            api: Arc::new(api),
+            api,
             paths: paths.to_vec(),
             held: false,
             under_way: None,
         }
     }
 
-    fn look(&mut self, in_background: bool) {
+    fn look(&mut self) {
         match seen(&self.paths) {
             Some(Seen::Ours) => self.held = true,
             Some(Seen::Free) if self.held => {
                 self.held = false;
-                self.kick(in_background);
+                if self.under_way.is_some() {
+                    // It has yet to ask: that covers this release too.
+                    log::debug!("a kick is under way already");
+                } else {
+                    self.under_way = Some(self.api.start(true));
+                }
             }
             Some(Seen::Other) => self.held = false,
             // A look that failed tells nothing: the next one will.
             Some(Seen::Free) | None => {}
         }
     }
+}
 
-    fn kick(&mut self, in_background: bool) {
-        if let Some(h) = self.under_way.take() {
-            if !h.is_finished() {
-                // It has yet to ask, or is asking: that covers this release.
-                self.under_way = Some(h);
-                log::debug!("a kick is under way already");
-                return;
-            }
-            let _ = h.join();
-        }
-        if !in_background {
-            kick(&self.api);
-            return;
-        }
-        let api = Arc::clone(&self.api);
-        match std::thread::Builder::new()
-            .name("kick".into())
-            .spawn(move || kick(&api))
-        {
-            Ok(h) => self.under_way = Some(h),
-            Err(e) => log::warn!("cannot start a thread to kick the supervisor: {e}"),
+impl Companion for ReleaseKicker {
+    fn before_wait(&mut self) {
+        self.look();
+    }
+
+    fn fd(&self) -> Option<(BorrowedFd<'_>, bool)> {
+        let call = self.under_way.as_ref()?;
+        Some((call.fd()?, call.wants_write()))
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.under_way.as_ref().map(Call::deadline)
+    }
+
+    fn wake(&mut self) {
+        if let Some(done) = self.under_way.as_mut().and_then(Call::advance) {
+            self.under_way = None;
+            report_kick(done);
         }
     }
 
     fn finish(&mut self) {
-        self.look(false);
-        if let Some(h) = self.under_way.take() {
-            // Bounded by the API timeout, as every use is.
-            let _ = h.join();
+        self.look();
+        if let Some(call) = self.under_way.take() {
+            report_kick(call.wait());
         }
     }
 }

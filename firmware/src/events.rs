@@ -11,8 +11,8 @@
 //!
 //! Two things ride on the waits, so that they stop when the loop stops: the
 //! systemd watchdog is petted here, with its due time as one more deadline
-//! of the `poll`, and a caller can have something run each time a loop is
-//! about to wait ([`Events::set_before_wait`]).
+//! of the `poll`, and a [`Companion`] can go along with a caller's loop
+//! (the `--kick` of `watch`, whose requests must never hold the loop up).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -106,13 +106,31 @@ enum Change {
     Other,
 }
 
+/// Work that goes along with a caller's loop, in the same thread, without
+/// ever holding it up or ending one of its waits: told each time the loop is
+/// about to wait, and woken when its descriptor is ready or its deadline
+/// passes. It must not block.
+pub trait Companion {
+    /// The caller's loop is about to wait: whatever it did is done.
+    fn before_wait(&mut self);
+    /// A descriptor to poll, and whether for writing (else for reading).
+    fn fd(&self) -> Option<(BorrowedFd<'_>, bool)>;
+    /// When to wake it whatever its descriptor says.
+    fn deadline(&self) -> Option<Instant>;
+    /// Its descriptor is ready, or its deadline has passed.
+    fn wake(&mut self);
+    /// The loop is over: finish what is under way (this may block, as
+    /// briefly as the work allows).
+    fn finish(&mut self);
+}
+
 /// Signals, inotify and deadlines in one `poll`.
 pub struct Events {
     signals: SignalFd,
     inotify: Option<Inotify>,
     names: HashMap<WatchDescriptor, Vec<OsString>>,
     watchdog: Option<Watchdog>,
-    before_wait: Option<Box<dyn FnMut()>>,
+    companion: Option<Box<dyn Companion>>,
 }
 
 impl std::fmt::Debug for Events {
@@ -146,7 +164,7 @@ impl Events {
             inotify: None,
             names: HashMap::new(),
             watchdog: None,
-            before_wait: None,
+            companion: None,
         })
     }
 
@@ -157,11 +175,13 @@ impl Events {
         self.watchdog = watchdog;
     }
 
-    /// Runs `hook` at the start of every [`Events::next`] and
-    /// [`Events::next_with`]: whatever the caller's loop just did is done,
-    /// and it is about to sleep. `None` removes it.
-    pub fn set_before_wait(&mut self, hook: Option<Box<dyn FnMut()>>) {
-        self.before_wait = hook;
+    /// Carries `companion` along with every wait from now on; returns the
+    /// one it replaces (`None` removes it).
+    pub fn set_companion(
+        &mut self,
+        companion: Option<Box<dyn Companion>>,
+    ) -> Option<Box<dyn Companion>> {
+        std::mem::replace(&mut self.companion, companion)
     }
 
     /// Watches the directories of `targets` for changes to their lock names.
@@ -210,19 +230,23 @@ impl Events {
         deadline: Option<Instant>,
         input: Option<BorrowedFd<'_>>,
     ) -> Result<Event, Errno> {
-        if let Some(hook) = self.before_wait.as_mut() {
-            hook();
+        if let Some(c) = self.companion.as_mut() {
+            c.before_wait();
         }
         loop {
             if let Some(w) = self.watchdog.as_mut() {
                 w.pet_if_due(Instant::now());
             }
-            // The watchdog's due time is one more reason to wake, never an
-            // event: the caller sees only its own deadline pass.
-            let wake = match (deadline, self.watchdog.as_ref().map(Watchdog::due)) {
-                (Some(d), Some(w)) => Some(d.min(w)),
-                (d, w) => d.or(w),
-            };
+            // The watchdog's and the companion's due times are more reasons
+            // to wake, never events: the caller sees only its own deadline.
+            let wake = [
+                deadline,
+                self.watchdog.as_ref().map(Watchdog::due),
+                self.companion.as_ref().and_then(|c| c.deadline()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let timeout_ms: i32 = match wake {
                 None => -1,
                 Some(d) => {
@@ -236,9 +260,10 @@ impl Events {
                     }
                 }
             };
-            let (ready, sig_ready, ino_ready, input_ready) = {
+            let (sig_ready, ino_ready, input_ready, companion_ready) = {
                 let sig_fd = self.signals.as_fd();
                 let ino_fd = self.inotify.as_ref().map(|i| i.as_fd());
+                let companion_fd = self.companion.as_ref().and_then(|c| c.fd());
                 let mut fds = vec![PollFd::new(&sig_fd, PollFlags::POLLIN)];
                 let ino_at = ino_fd.as_ref().map(|fd| {
                     fds.push(PollFd::new(fd, PollFlags::POLLIN));
@@ -248,20 +273,33 @@ impl Events {
                     fds.push(PollFd::new(fd, PollFlags::POLLIN));
                     fds.len() - 1
                 });
-                let ready = match poll(&mut fds, timeout_ms) {
-                    Ok(n) => n,
+                let companion_at = companion_fd.as_ref().map(|(fd, write)| {
+                    let flags = if *write {
+                        PollFlags::POLLOUT
+                    } else {
+                        PollFlags::POLLIN
+                    };
+                    fds.push(PollFd::new(fd, flags));
+                    fds.len() - 1
+                });
+                match poll(&mut fds, timeout_ms) {
+                    Ok(_) => {}
                     Err(Errno::EINTR) => continue,
                     Err(e) => return Err(e),
                 };
                 let is_ready = |at: Option<usize>| at.and_then(|i| fds[i].any()).unwrap_or(false);
                 let sig = fds[0].any().unwrap_or(false);
-                (ready, sig, is_ready(ino_at), is_ready(input_at))
+                (
+                    sig,
+                    is_ready(ino_at),
+                    is_ready(input_at),
+                    is_ready(companion_at),
+                )
             };
-            if ready == 0 {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(Event::Timeout);
+            if let Some(c) = self.companion.as_mut() {
+                if companion_ready || c.deadline().is_some_and(|d| Instant::now() >= d) {
+                    c.wake();
                 }
-                continue;
             }
             if sig_ready {
                 if let Some(ev) = self.read_signal()? {
@@ -279,6 +317,11 @@ impl Events {
             }
             if input_ready {
                 return Ok(Event::Input);
+            }
+            // Nothing for the caller (a pet, the companion, an event it does
+            // not care about): its own deadline is all that can end the wait.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Event::Timeout);
             }
         }
     }
@@ -371,18 +414,55 @@ mod tests {
         assert!((3..=12).contains(&pets), "{pets} pets in 200 ms");
     }
 
-    #[test]
-    fn the_hook_runs_once_per_wait() {
-        let mut events = Events::new().unwrap();
-        let runs = Rc::new(Cell::new(0));
-        let seen = runs.clone();
-        events.set_before_wait(Some(Box::new(move || seen.set(seen.get() + 1))));
-        for _ in 0..3 {
-            assert_eq!(events.next(Some(Instant::now())).unwrap(), Event::Timeout);
+    /// Counts its calls, and reads its socket when woken.
+    struct Counting {
+        sock: UnixDatagram,
+        waits: Rc<Cell<u32>>,
+        wakes: Rc<Cell<u32>>,
+    }
+
+    impl Companion for Counting {
+        fn before_wait(&mut self) {
+            self.waits.set(self.waits.get() + 1);
         }
-        assert_eq!(runs.get(), 3);
-        events.set_before_wait(None);
+        fn fd(&self) -> Option<(BorrowedFd<'_>, bool)> {
+            Some((self.sock.as_fd(), false))
+        }
+        fn deadline(&self) -> Option<Instant> {
+            None
+        }
+        fn wake(&mut self) {
+            let mut buf = [0u8; 8];
+            while self.sock.recv(&mut buf).is_ok() {
+                self.wakes.set(self.wakes.get() + 1);
+            }
+        }
+        fn finish(&mut self) {}
+    }
+
+    #[test]
+    fn a_companion_is_told_of_each_wait_and_woken_without_ending_it() {
+        let mut events = Events::new().unwrap();
+        let (ours, theirs) = UnixDatagram::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let waits = Rc::new(Cell::new(0));
+        let wakes = Rc::new(Cell::new(0));
+        events.set_companion(Some(Box::new(Counting {
+            sock: ours,
+            waits: waits.clone(),
+            wakes: wakes.clone(),
+        })));
+        theirs.send(b"x").unwrap();
+        theirs.send(b"y").unwrap();
+        let until = Instant::now() + Duration::from_millis(50);
+        // Woken, and still the wait ends only at the caller's deadline.
+        assert_eq!(events.next(Some(until)).unwrap(), Event::Timeout);
+        assert!(Instant::now() >= until);
+        assert_eq!((waits.get(), wakes.get()), (1, 2));
+        assert_eq!(events.next(Some(Instant::now())).unwrap(), Event::Timeout);
+        assert_eq!(waits.get(), 2);
+        assert!(events.set_companion(None).is_some());
         events.next(Some(Instant::now())).unwrap();
-        assert_eq!(runs.get(), 3);
+        assert_eq!(waits.get(), 2);
     }
 }

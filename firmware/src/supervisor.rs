@@ -16,7 +16,8 @@
 //!   exit code, and a failure is one line in the log.
 //! - Every use is bounded by one deadline (`--api-timeout`, 2 s by default):
 //!   connecting, sending and reading all share it. So the address must be an
-//!   IP address (or `localhost`): a name lookup could not be bounded.
+//!   IPv4 address (or `localhost`): a name lookup could not be bounded, and
+//!   the supervisor's address is IPv4 (`127.0.0.1`, or the bridge gateway).
 //! - A kick is never forced. `force: true` makes the supervisor override
 //!   every user lock of the app, ours and anyone else's (SPEC §4); the kick
 //!   sends `{"force":false}`, which only asks it to try now, so another
@@ -28,10 +29,14 @@ pub mod http;
 pub mod json;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
-use self::http::{HttpError, Response};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags};
+
+use self::http::{Exchange, HttpError, Response};
 use self::json::{JsonError, Scalar};
 
 /// The default `--api-timeout`.
@@ -56,19 +61,19 @@ pub enum AddressError {
     /// `https://...`.
     #[error("'{0}': https is not supported (the supervisor's API is plain HTTP on the device)")]
     Https(String),
-    /// A host name, user info, query or fragment.
-    #[error("'{0}': the host must be an IP address or localhost (a name lookup could not be bounded by --api-timeout)")]
+    /// A host name, an IPv6 address, user info, a query or a fragment.
+    #[error("'{0}': the host must be an IPv4 address or localhost (a name lookup could not be bounded by --api-timeout)")]
     Host(String),
     /// A port that is not 1..65535.
     #[error("'{0}': not a port number")]
     Port(String),
 }
 
-/// The API's base URL, checked: `http://IP[:PORT][/PREFIX]`.
+/// The API's base URL, checked: `http://IPV4[:PORT][/PREFIX]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Address {
     url: String,
-    socket: SocketAddr,
+    socket: SocketAddrV4,
     host: String,
     prefix: String,
 }
@@ -92,19 +97,24 @@ impl Address {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        if authority.contains('@') || prefix.contains(['?', '#']) || authority.contains(['?', '#'])
-        {
+        if authority.contains(['@', '[', '?', '#']) || prefix.contains(['?', '#']) {
             return Err(AddressError::Host(text.to_string()));
         }
-        let (host, port) = split_host_port(authority, text)?;
-        let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        let (host, port) = match authority.split_once(':') {
+            Some((host, p)) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => (host, n),
+                _ => return Err(AddressError::Port(text.to_string())),
+            },
+            None => (authority, 80),
+        };
+        let ip = if host.eq_ignore_ascii_case("localhost") {
+            Ipv4Addr::LOCALHOST
         } else {
             host.parse()
                 .map_err(|_| AddressError::Host(text.to_string()))?
         };
         Ok(Address {
-            socket: SocketAddr::new(ip, port),
+            socket: SocketAddrV4::new(ip, port),
             host: authority.to_string(),
             prefix: prefix.to_string(),
             url,
@@ -112,32 +122,8 @@ impl Address {
     }
 
     /// The IP address and port.
-    pub fn socket(&self) -> SocketAddr {
+    pub fn socket(&self) -> SocketAddrV4 {
         self.socket
-    }
-}
-
-fn split_host_port<'a>(authority: &'a str, text: &str) -> Result<(&'a str, u16), AddressError> {
-    let port_of = |p: &str| match p.parse::<u16>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(AddressError::Port(text.to_string())),
-    };
-    if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| AddressError::Host(text.to_string()))?;
-        return match after {
-            "" => Ok((host, 80)),
-            p => match p.strip_prefix(':') {
-                Some(p) => Ok((host, port_of(p)?)),
-                None => Err(AddressError::Host(text.to_string())),
-            },
-        };
-    }
-    match authority.rsplit_once(':') {
-        Some((host, p)) if !host.contains(':') => Ok((host, port_of(p)?)),
-        Some(_) => Err(AddressError::Host(text.to_string())),
-        None => Ok((authority, 80)),
     }
 }
 
@@ -216,18 +202,15 @@ impl Device {
     }
 }
 
-/// What a kick did.
+/// What a finished use of the API found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kick {
-    /// No update was pending: nothing was asked.
-    NothingPending(Device),
-    /// An update was pending and the supervisor was asked to apply it; its
-    /// status (204: it will try now; 202: it took note, but may not, e.g.
-    /// with instant updates disabled).
-    Asked {
-        /// The status of `POST /v1/update`.
-        status: u16,
-    },
+pub struct Outcome {
+    /// What the supervisor says about updates.
+    pub device: Device,
+    /// For a kick that asked (an update was pending): the status of `POST
+    /// /v1/update` (204: it tries now; 202: it took note, but may not try
+    /// at once, e.g. with instant updates disabled).
+    pub asked: Option<u16>,
 }
 
 /// The API of one supervisor.
@@ -327,27 +310,29 @@ impl Api {
 
     /// What the supervisor says about updates.
     pub fn device(&self) -> Result<Device, ApiError> {
-        self.device_by(Instant::now() + self.timeout)
+        self.start(false).wait().map(|o| o.device)
     }
 
     /// If an update is pending, asks the supervisor to apply it now (never
-    /// forced). Both requests share one deadline.
-    pub fn kick(&self) -> Result<Kick, ApiError> {
-        let deadline = Instant::now() + self.timeout;
-        let device = self.device_by(deadline)?;
-        match device.update_pending {
-            Some(true) => {
-                let r = self.call("POST", "/v1/update", UPDATE, Some(KICK_BODY), deadline)?;
-                Ok(Kick::Asked { status: r.status })
-            }
-            Some(false) => Ok(Kick::NothingPending(device)),
-            None => Err(self.error(DEVICE, Problem::NoPending)),
-        }
+    /// forced).
+    pub fn kick(&self) -> Result<Outcome, ApiError> {
+        self.start(true).wait()
     }
 
-    fn device_by(&self, deadline: Instant) -> Result<Device, ApiError> {
-        let r = self.call("GET", "/v1/device", DEVICE, None, deadline)?;
-        Device::from_json(&r.body).map_err(|e| self.error(DEVICE, e.into()))
+    /// Starts `GET /v1/device` and, for a kick, the `POST /v1/update` that
+    /// follows if an update is pending. Both share one deadline.
+    pub fn start(&self, kick: bool) -> Call {
+        let deadline = Instant::now() + self.timeout;
+        let step = match self.exchange("GET", "/v1/device", None) {
+            Ok(x) => Step::Device(x),
+            Err(e) => Step::Failed(self.error(DEVICE, Problem::Http(e))),
+        };
+        Call {
+            api: self.clone(),
+            deadline,
+            kick,
+            step,
+        }
     }
 
     fn error(&self, request: &'static str, problem: Problem) -> ApiError {
@@ -358,53 +343,203 @@ impl Api {
         }
     }
 
-    fn call(
+    fn exchange(
         &self,
-        method: &str,
+        method: &'static str,
         path: &str,
-        request: &'static str,
         body: Option<&[u8]>,
-        deadline: Instant,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Exchange, HttpError> {
         let target = format!(
             "{}{path}?apikey={}",
             self.address.prefix,
             query_escape(&self.key)
         );
-        let r = http::exchange(
+        Exchange::start(
             self.address.socket,
             &self.address.host,
             method,
             &target,
             body,
-            deadline,
         )
-        .map_err(|e| {
-            self.error(
-                request,
-                match e {
-                    HttpError::Timeout(stage) => Problem::Timeout {
-                        after: self.timeout,
-                        stage,
-                    },
-                    e => Problem::Http(e),
-                },
-            )
-        })?;
-        if !(200..300).contains(&r.status) {
-            let reason = match r.status {
-                401 => format!("{} (is the API key right?)", r.reason),
-                _ => r.reason,
-            };
-            return Err(self.error(
-                request,
-                Problem::Status {
-                    status: r.status,
-                    reason: reason.trim().to_string(),
-                },
-            ));
+    }
+
+    /// `r` if it is a 2xx answer.
+    fn check(&self, request: &'static str, r: Response) -> Result<Response, ApiError> {
+        if (200..300).contains(&r.status) {
+            return Ok(r);
         }
-        Ok(r)
+        let reason = match r.status {
+            401 => format!("{} (is the API key right?)", r.reason),
+            _ => r.reason,
+        };
+        Err(self.error(
+            request,
+            Problem::Status {
+                status: r.status,
+                reason: reason.trim().to_string(),
+            },
+        ))
+    }
+}
+
+#[derive(Debug)]
+enum Step {
+    Device(Exchange),
+    Update(Exchange, Device),
+    Failed(ApiError),
+    Finished,
+}
+
+/// One use of the API under way. It never blocks: [`Call::advance`] does
+/// what the socket allows, so an event loop can carry it along with its own
+/// waits ([`Call::fd`], [`Call::deadline`]); [`Call::wait`] drives it to
+/// its end for a caller with nothing else to do.
+#[derive(Debug)]
+pub struct Call {
+    api: Api,
+    deadline: Instant,
+    kick: bool,
+    step: Step,
+}
+
+impl Call {
+    /// The socket to poll, while there is one.
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.step {
+            Step::Device(x) | Step::Update(x, _) => Some(x.fd()),
+            Step::Failed(_) | Step::Finished => None,
+        }
+    }
+
+    /// Whether to poll the socket for writing (else for reading).
+    pub fn wants_write(&self) -> bool {
+        match &self.step {
+            Step::Device(x) | Step::Update(x, _) => x.wants_write(),
+            Step::Failed(_) | Step::Finished => false,
+        }
+    }
+
+    /// When it gives up; it must be advanced then, whatever the socket says.
+    pub fn deadline(&self) -> Instant {
+        match self.step {
+            // Due at once: the failure only waits to be told.
+            Step::Failed(_) => Instant::now(),
+            _ => self.deadline,
+        }
+    }
+
+    /// Goes as far as it can without blocking; what it found once it is
+    /// finished (and `None` ever after).
+    pub fn advance(&mut self) -> Option<Result<Outcome, ApiError>> {
+        let step = std::mem::replace(&mut self.step, Step::Finished);
+        let (next, done) = self.step_on(step);
+        self.step = next;
+        if done.is_some() {
+            return done;
+        }
+        let (request, exchange) = match &self.step {
+            Step::Device(x) => (DEVICE, x),
+            Step::Update(x, _) => (UPDATE, x),
+            Step::Failed(_) | Step::Finished => return None,
+        };
+        if Instant::now() < self.deadline {
+            return None;
+        }
+        let problem = Problem::Timeout {
+            after: self.api.timeout,
+            stage: exchange.doing(),
+        };
+        self.step = Step::Finished;
+        Some(Err(self.api.error(request, problem)))
+    }
+
+    /// One move: the step after `step`, and the outcome if that finished it.
+    fn step_on(&self, step: Step) -> (Step, Option<Result<Outcome, ApiError>>) {
+        let api = &self.api;
+        let http = |request, e| api.error(request, Problem::Http(e));
+        match step {
+            Step::Finished => (Step::Finished, None),
+            Step::Failed(e) => (Step::Finished, Some(Err(e))),
+            Step::Device(mut x) => match x.advance() {
+                Ok(None) => (Step::Device(x), None),
+                Err(e) => (Step::Finished, Some(Err(http(DEVICE, e)))),
+                Ok(Some(r)) => {
+                    let device = match api.check(DEVICE, r).and_then(|r| {
+                        Device::from_json(&r.body).map_err(|e| api.error(DEVICE, e.into()))
+                    }) {
+                        Ok(d) => d,
+                        Err(e) => return (Step::Finished, Some(Err(e))),
+                    };
+                    let done = |asked| (Step::Finished, Some(Ok(Outcome { device, asked })));
+                    if !self.kick {
+                        return done(None);
+                    }
+                    match device.update_pending {
+                        Some(true) => match api.exchange("POST", "/v1/update", Some(KICK_BODY)) {
+                            Ok(x) => (Step::Update(x, device), None),
+                            Err(e) => (Step::Finished, Some(Err(http(UPDATE, e)))),
+                        },
+                        Some(false) => done(None),
+                        None => (
+                            Step::Finished,
+                            Some(Err(api.error(DEVICE, Problem::NoPending))),
+                        ),
+                    }
+                }
+            },
+            Step::Update(mut x, device) => match x.advance() {
+                Ok(None) => (Step::Update(x, device), None),
+                Err(e) => (Step::Finished, Some(Err(http(UPDATE, e)))),
+                Ok(Some(r)) => match api.check(UPDATE, r) {
+                    Ok(r) => (
+                        Step::Finished,
+                        Some(Ok(Outcome {
+                            device,
+                            asked: Some(r.status),
+                        })),
+                    ),
+                    Err(e) => (Step::Finished, Some(Err(e))),
+                },
+            },
+        }
+    }
+
+    /// Drives it to its end, waiting on its socket alone (at most until its
+    /// deadline).
+    pub fn wait(mut self) -> Result<Outcome, ApiError> {
+        loop {
+            if let Some(done) = self.advance() {
+                return done;
+            }
+            let left = self.deadline().saturating_duration_since(Instant::now());
+            // Rounded up, so the last wait does not end a little early and spin.
+            let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+            let flags = if self.wants_write() {
+                PollFlags::POLLOUT
+            } else {
+                PollFlags::POLLIN
+            };
+            let Some(fd) = self.fd() else {
+                // Not reached: a step without a socket has an outcome.
+                return Err(self.api.error(
+                    DEVICE,
+                    Problem::Http(HttpError::Malformed("no request under way")),
+                ));
+            };
+            let mut fds = [PollFd::new(&fd, flags)];
+            match poll(&mut fds, ms) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => {
+                    let request = match self.step {
+                        Step::Update(..) => UPDATE,
+                        _ => DEVICE,
+                    };
+                    return Err(self
+                        .api
+                        .error(request, Problem::Http(HttpError::Receive(e.into()))));
+                }
+            }
+        }
     }
 }
 
@@ -437,8 +572,8 @@ mod tests {
         let a = Address::parse("HTTP://10.114.104.1:48484/").unwrap();
         assert_eq!(a.to_string(), "HTTP://10.114.104.1:48484");
         assert_eq!(a.prefix, "");
-        let a = Address::parse("http://[::1]:8080/api").unwrap();
-        assert_eq!(a.socket(), "[::1]:8080".parse().unwrap());
+        let a = Address::parse("http://10.114.104.1:8080/api").unwrap();
+        assert_eq!(a.socket(), "10.114.104.1:8080".parse().unwrap());
         assert_eq!(a.prefix, "/api");
         assert_eq!(
             Address::parse("http://localhost").unwrap().socket(),
@@ -448,10 +583,11 @@ mod tests {
             ("127.0.0.1:48484", "not an http://"),
             ("ftp://127.0.0.1", "not an http://"),
             ("https://127.0.0.1:48484", "https is not supported"),
-            ("http://supervisor:48484", "must be an IP address"),
-            ("http://u:p@127.0.0.1", "must be an IP address"),
-            ("http://127.0.0.1:48484/?x=1", "must be an IP address"),
-            ("http://::1:80", "must be an IP address"),
+            ("http://supervisor:48484", "must be an IPv4 address"),
+            ("http://u:p@127.0.0.1", "must be an IPv4 address"),
+            ("http://127.0.0.1:48484/?x=1", "must be an IPv4 address"),
+            ("http://[::1]:80", "must be an IPv4 address"),
+            ("http://127.0.0.1:80:80", "not a port"),
             ("http://127.0.0.1:0", "not a port"),
             ("http://127.0.0.1:99999", "not a port"),
             ("http://127.0.0.1:", "not a port"),

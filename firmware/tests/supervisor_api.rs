@@ -522,7 +522,7 @@ fn bad_api_options_are_usage_errors() {
         ),
         (
             &["--supervisor-address", "http://supervisor:48484", "status"],
-            "IP address",
+            "IPv4 address",
         ),
         (&["--api-timeout", "0", "status"], "--api-timeout"),
         (&["status", "--kick"], "--kick"),

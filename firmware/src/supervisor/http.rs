@@ -1,16 +1,24 @@
-//! A minimal HTTP/1.1 client: one request per connection, over
-//! `std::net::TcpStream`, all of it within one deadline.
+//! A minimal HTTP/1.1 client: one request per connection, over a
+//! non-blocking `std::net::TcpStream`.
 //!
 //! Enough for the supervisor's API on the device and nothing more: plain
 //! HTTP to an IP address (no TLS, no name lookup, no redirects, no
-//! keep-alive). Every blocking call gets what is left of the deadline as its
-//! timeout, so a peer that accepts and then says nothing costs at most the
-//! deadline. The answer's body is framed by `Content-Length`, by chunked
-//! transfer coding, or by the end of the connection (`Connection: close`).
+//! keep-alive). An [`Exchange`] never blocks: it does what the socket allows
+//! and says what it waits for, so an event loop can carry it along with its
+//! own waits (a slow peer must not hold up `watch`'s loop); [`Exchange::wait`]
+//! drives one to its end for a caller with nothing else to do. Either way a
+//! deadline bounds the whole of it, connecting included. The answer's body
+//! is framed by `Content-Length`, by chunked transfer coding, or by the end
+//! of the connection (`Connection: close`).
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddrV4, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd};
 use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::poll::{poll, PollFd, PollFlags};
 
 /// An answer bigger than this is refused: the supervisor's are a few hundred
 /// bytes, and a confused peer must not make us buffer without end.
@@ -23,7 +31,7 @@ pub enum HttpError {
     #[error("cannot connect: {0}")]
     Connect(io::Error),
     /// The deadline passed at this stage.
-    #[error("no answer in time ({0})")]
+    #[error("timed out {0}")]
     Timeout(&'static str),
     /// Sending the request failed.
     #[error("cannot send the request: {0}")]
@@ -47,74 +55,184 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// Sends `method target` to `addr` with `Host: host` and an optional JSON
-/// body, and reads the answer, all before `deadline`.
-pub fn exchange(
-    addr: SocketAddr,
-    host: &str,
-    method: &str,
-    target: &str,
-    json_body: Option<&[u8]>,
-    deadline: Instant,
-) -> Result<Response, HttpError> {
-    let left = |stage| {
-        let d = deadline.saturating_duration_since(Instant::now());
-        // std refuses a zero timeout (it would mean "none"): a deadline that
-        // has passed is a timeout here and now.
-        if d.is_zero() {
-            Err(HttpError::Timeout(stage))
-        } else {
-            Ok(d)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Connecting,
+    Sending,
+    Receiving,
+}
+
+/// One request and its answer, in progress.
+#[derive(Debug)]
+pub struct Exchange {
+    stream: TcpStream,
+    stage: Stage,
+    method: &'static str,
+    request: Vec<u8>,
+    sent: usize,
+    got: Vec<u8>,
+}
+
+impl Exchange {
+    /// Starts `method target` to `addr` with `Host: host` and an optional
+    /// JSON body: the connection is under way when this returns.
+    pub fn start(
+        addr: SocketAddrV4,
+        host: &str,
+        method: &'static str,
+        target: &str,
+        json_body: Option<&[u8]>,
+    ) -> Result<Exchange, HttpError> {
+        let (stream, connected) = connect(addr).map_err(HttpError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        Ok(Exchange {
+            stream,
+            stage: if connected {
+                Stage::Sending
+            } else {
+                Stage::Connecting
+            },
+            method,
+            request: render(method, target, host, json_body),
+            sent: 0,
+            got: Vec::with_capacity(1024),
+        })
+    }
+
+    /// The socket, to poll.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+
+    /// Whether it waits for the socket to be writable (else readable).
+    pub fn wants_write(&self) -> bool {
+        self.stage != Stage::Receiving
+    }
+
+    /// What it is doing, for a timeout's message.
+    pub fn doing(&self) -> &'static str {
+        match self.stage {
+            Stage::Connecting => "connecting",
+            Stage::Sending => "sending the request",
+            Stage::Receiving => "waiting for the answer",
         }
-    };
-    let mut stream = TcpStream::connect_timeout(&addr, left("connecting")?).map_err(|e| {
-        if is_timeout(&e) {
-            HttpError::Timeout("connecting")
-        } else {
-            HttpError::Connect(e)
-        }
-    })?;
-    let _ = stream.set_nodelay(true);
-    let request = render(method, target, host, json_body);
-    stream
-        .set_write_timeout(Some(left("sending the request")?))
-        .map_err(HttpError::Send)?;
-    stream.write_all(&request).map_err(|e| {
-        if is_timeout(&e) {
-            HttpError::Timeout("sending the request")
-        } else {
-            HttpError::Send(e)
-        }
-    })?;
-    let mut got = Vec::with_capacity(1024);
-    let mut buf = [0u8; 2048];
-    loop {
-        if let Some(r) = complete(&got, method)? {
-            return Ok(r);
-        }
-        stream
-            .set_read_timeout(Some(left("waiting for the answer")?))
-            .map_err(HttpError::Receive)?;
-        match stream.read(&mut buf) {
-            Ok(0) => return at_eof(&got, method),
-            Ok(n) => {
-                if got.len() + n > MAX_ANSWER {
-                    return Err(HttpError::Malformed("the answer is too large"));
-                }
-                got.extend_from_slice(&buf[..n]);
+    }
+
+    /// Goes as far as the socket allows without blocking; the answer once
+    /// all of it has arrived. Calling it before the socket is ready is
+    /// harmless.
+    pub fn advance(&mut self) -> Result<Option<Response>, HttpError> {
+        if self.stage == Stage::Connecting {
+            if let Some(e) = self.stream.take_error().map_err(HttpError::Connect)? {
+                return Err(HttpError::Connect(e));
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(HttpError::Timeout("waiting for the answer")),
-            Err(e) => return Err(HttpError::Receive(e)),
+            match self.stream.peer_addr() {
+                Ok(_) => self.stage = Stage::Sending,
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return Ok(None),
+                Err(e) => return Err(HttpError::Connect(e)),
+            }
+        }
+        while self.stage == Stage::Sending {
+            match self.stream.write(&self.request[self.sent..]) {
+                Ok(n) => {
+                    self.sent += n;
+                    if self.sent == self.request.len() {
+                        self.stage = Stage::Receiving;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(HttpError::Send(e)),
+            }
+        }
+        let mut buf = [0u8; 2048];
+        loop {
+            if let Some(r) = complete(&self.got, self.method)? {
+                return Ok(Some(r));
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return at_eof(&self.got, self.method).map(Some),
+                Ok(n) => {
+                    if self.got.len() + n > MAX_ANSWER {
+                        return Err(HttpError::Malformed("the answer is too large"));
+                    }
+                    self.got.extend_from_slice(&buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(HttpError::Receive(e)),
+            }
+        }
+    }
+
+    /// Drives the exchange to its end, waiting on its socket alone, until
+    /// `deadline`.
+    pub fn wait(mut self, deadline: Instant) -> Result<Response, HttpError> {
+        loop {
+            if let Some(r) = self.advance()? {
+                return Ok(r);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(HttpError::Timeout(self.doing()));
+            }
+            // Rounded up, so the last wait does not end a little early and spin.
+            let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+            let flags = if self.wants_write() {
+                PollFlags::POLLOUT
+            } else {
+                PollFlags::POLLIN
+            };
+            let fd = self.fd();
+            let mut fds = [PollFd::new(&fd, flags)];
+            match poll(&mut fds, ms) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(HttpError::Receive(e.into())),
+            }
         }
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+/// A TCP socket, non-blocking from the start, with its connection begun:
+/// std has no non-blocking connect, and a blocking one could outlast any
+/// deadline (an address nobody answers at all). Also says whether the
+/// connection was made at once.
+fn connect(addr: SocketAddrV4) -> io::Result<(TcpStream, bool)> {
+    // SAFETY: socket(2) with constant arguments; the result is checked.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a socket just made, owned by nothing else: the stream
+    // owns (and closes) it from here on.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    // SAFETY: all zeroes is a valid sockaddr_in (a plain C struct).
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+    sa.sin_port = addr.port().to_be();
+    sa.sin_addr.s_addr = u32::from_ne_bytes(addr.ip().octets());
+    // SAFETY: sa is a sockaddr_in, alive for the call, of the size given.
+    let r = unsafe {
+        libc::connect(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        return Ok((stream, true));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINPROGRESS) | Some(libc::EINTR) => Ok((stream, false)),
+        _ => Err(e),
+    }
 }
 
 fn render(method: &str, target: &str, host: &str, json_body: Option<&[u8]>) -> Vec<u8> {
@@ -345,8 +463,26 @@ mod tests {
     use std::net::TcpListener;
     use std::time::Duration;
 
+    fn v4(l: &TcpListener) -> SocketAddrV4 {
+        match l.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            other => panic!("{other} is not IPv4"),
+        }
+    }
+
     fn deadline_in(d: Duration) -> Instant {
         Instant::now() + d
+    }
+
+    fn exchange(
+        addr: SocketAddrV4,
+        host: &str,
+        method: &'static str,
+        target: &str,
+        body: Option<&[u8]>,
+        deadline: Instant,
+    ) -> Result<Response, HttpError> {
+        Exchange::start(addr, host, method, target, body)?.wait(deadline)
     }
 
     fn parse(bytes: &[u8]) -> Result<Option<Response>, HttpError> {
@@ -453,7 +589,7 @@ mod tests {
     #[test]
     fn a_silent_peer_costs_the_deadline_and_no_more() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
+        let addr = v4(&l);
         // Accepted by the kernel's backlog, never answered.
         let start = Instant::now();
         let e = exchange(
@@ -475,7 +611,7 @@ mod tests {
     #[test]
     fn a_refused_connection_names_the_errno() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
+        let addr = v4(&l);
         drop(l);
         let e = exchange(
             addr,
@@ -493,7 +629,7 @@ mod tests {
     #[test]
     fn a_whole_exchange() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
+        let addr = v4(&l);
         let server = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
             let mut got = Vec::new();
