@@ -683,6 +683,15 @@ mod tests {
             "supervisor API at http://127.0.0.1:1: POST /v1/update: answered 401 Unauthorized"
         );
         assert!(!format!("{e:?}").contains("s3cret"));
+        // A call under way, its request included, does not show it either.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = Api::new(
+            Address::parse(&format!("http://{}", l.local_addr().unwrap())).unwrap(),
+            "s3cret".into(),
+            Duration::from_secs(1),
+        );
+        let call = api.start(true);
+        assert!(!format!("{call:?} {api:?}").contains("s3cret"));
     }
 
     #[test]

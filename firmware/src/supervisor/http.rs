@@ -63,7 +63,6 @@ enum Stage {
 }
 
 /// One request and its answer, in progress.
-#[derive(Debug)]
 pub struct Exchange {
     stream: TcpStream,
     stage: Stage,
@@ -71,6 +70,19 @@ pub struct Exchange {
     request: Vec<u8>,
     sent: usize,
     got: Vec<u8>,
+}
+
+// By hand: the request carries the API key in its target, and no debug
+// print may show it.
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("stage", &self.stage)
+            .field("method", &self.method)
+            .field("sent", &self.sent)
+            .field("received", &self.got.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Exchange {
