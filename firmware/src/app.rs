@@ -153,7 +153,15 @@ fn execute(config: Config, events: &mut Events) -> Result<u8, Failure> {
     }
     if let Command::Safe { line } = &config.command {
         // No lock is involved: this is the recovery path after a crash.
-        return safe_cmd(line);
+        return match line {
+            Some(line) => safe_cmd(line),
+            None => {
+                log::info!(
+                    "no actuator line (--gpio, --board with --pin, or UPDLOCK_GPIO): nothing to make safe"
+                );
+                Ok(Exit::Ok.code())
+            }
+        };
     }
     // A bad line is refused before any lock is looked for, and an actuator
     // line is requested in its safe state before the lock is taken: the

@@ -15,6 +15,7 @@ use updlock::exit;
 use updlock::linespec::{self, LineSpec};
 use updlock::location::{HostLayout, Location, HELIOS_ROOT, SERVICES_ROOT};
 use updlock::pin::{Level, Polarity};
+use updlock::settings::{self, Settings};
 use updlock::supervisor::{self, Address};
 
 /// What the user asked for, validated.
@@ -105,8 +106,8 @@ pub enum Command {
     },
     /// Drive a line to its safe state and exit.
     Safe {
-        /// The line.
-        line: LineChoice,
+        /// The line; none given and none in the settings: nothing to do.
+        line: Option<LineChoice>,
     },
     /// Report who holds the lock files.
     Status {
@@ -181,8 +182,33 @@ fn text_of(value: OsString, flag: &str) -> Result<String, UsageError> {
         .map_err(|v| UsageError(format!("{flag}: not valid UTF-8: {}", v.to_string_lossy())))
 }
 
-/// Parses the arguments after the program name.
+/// Parses the arguments after the program name, with the `UPDLOCK_*`
+/// settings of the environment under them.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageError> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    // Help and the version answer even with broken settings: they are how a
+    // user finds out what the settings should be.
+    let asks_for_help = args.iter().any(|a| {
+        matches!(
+            a.to_str(),
+            Some("help" | "-h" | "--help" | "-V" | "--version")
+        )
+    });
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(_) if asks_for_help => Settings::default(),
+        Err(e) => return Err(UsageError(e.to_string())),
+    };
+    parse_with(args, settings)
+}
+
+/// Parses the arguments with `settings` as the defaults of their options.
+/// A command-line option wins over its setting; a setting only fills what
+/// the command line left open.
+pub fn parse_with(
+    args: impl IntoIterator<Item = OsString>,
+    settings: Settings,
+) -> Result<Config, UsageError> {
     let mut p = lexopt::Parser::from_args(args);
     let mut raw = Raw::default();
     let mut sub: Option<String> = None;
@@ -284,6 +310,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
             other => return Err(other.unexpected().into()),
         }
     }
+    apply_settings(&mut raw, settings, sub.as_deref())?;
     let verbosity = raw.verbosity;
     let wait = raw.wait.unwrap_or(Wait::For(Duration::ZERO));
     let supervisor = SupervisorFlags {
@@ -337,11 +364,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
             debounce: raw.debounce.unwrap_or(DEFAULT_DEBOUNCE),
             kick: raw.kick,
         },
-        Some("safe") => Command::Safe {
-            line: line.ok_or_else(|| {
-                UsageError("safe: a line is needed: --gpio LINE or --board B --pin N".into())
-            })?,
-        },
+        // No line at all is not an error: the systemd units run `safe` when
+        // they stop, and a setup without an actuator has nothing to make safe.
+        Some("safe") => Command::Safe { line },
         Some("run") => {
             let (program, args) = program.ok_or_else(|| {
                 UsageError(
@@ -375,6 +400,73 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
         supervisor,
         command,
     })
+}
+
+/// Fills in from the settings what the command line left open.
+///
+/// - Where the locks are: only when no location option was given, and then
+///   all of it (one location, never half from each).
+/// - The actuator line: `UPDLOCK_GPIO` for run, hold and safe when no line
+///   option was given; `UPDLOCK_ACTIVE_LOW` goes with that line only, never
+///   with one from the command line (whose polarity is its own to state).
+/// - watch's input always comes from the command line (the unit's instance);
+///   `UPDLOCK_INPUT_ACTIVE_LOW` and `UPDLOCK_DEBOUNCE` apply to it unless
+///   the command line says otherwise.
+/// - `UPDLOCK_WAIT` for run and hold only: watch waits by itself.
+fn apply_settings(raw: &mut Raw, s: Settings, sub: Option<&str>) -> Result<(), UsageError> {
+    let location_given = raw.lock_dir.is_some() || raw.host || !raw.locks.is_empty();
+    let host_setting = s.host == Some(true);
+    if !location_given {
+        let chosen = [s.lock_dir.is_some(), host_setting, !s.locks.is_empty()]
+            .iter()
+            .filter(|&&b| b)
+            .count();
+        if chosen > 1 {
+            return Err(UsageError(
+                "settings: choose one of UPDLOCK_LOCK_DIR, UPDLOCK_HOST=yes and UPDLOCK_LOCK"
+                    .into(),
+            ));
+        }
+        raw.lock_dir = s.lock_dir;
+        raw.host = host_setting;
+        raw.locks = s.locks;
+    }
+    let host_only_setting = s.services_root.is_some()
+        || s.helios_root.is_some()
+        || s.app_id.is_some()
+        || s.service.is_some();
+    if raw.host {
+        raw.services_root = raw.services_root.take().or(s.services_root);
+        raw.helios_root = raw.helios_root.take().or(s.helios_root);
+        raw.app_id = raw.app_id.take().or(s.app_id);
+        raw.service = raw.service.take().or(s.service);
+    } else if host_only_setting && !location_given {
+        return Err(UsageError(
+            "settings: UPDLOCK_SERVICES_ROOT, UPDLOCK_HELIOS_ROOT, UPDLOCK_APP_ID and UPDLOCK_SERVICE go with the host layout (UPDLOCK_HOST=yes or --host)".into(),
+        ));
+    }
+    match sub {
+        Some("run" | "hold" | "safe") => {
+            let line_given = raw.gpio.is_some() || raw.board.is_some() || raw.pin.is_some();
+            if !line_given {
+                if let Some(gpio) = s.gpio {
+                    raw.gpio = Some(gpio);
+                    raw.active_low = s.active_low.unwrap_or(false);
+                }
+            }
+        }
+        Some("watch") => {
+            if !raw.active_low {
+                raw.active_low = s.input_active_low.unwrap_or(false);
+            }
+            raw.debounce = raw.debounce.or(s.debounce);
+        }
+        _ => {}
+    }
+    if matches!(sub, Some("run" | "hold")) {
+        raw.wait = raw.wait.or(s.wait);
+    }
+    Ok(())
 }
 
 fn gpio_sub(sub: Option<&str>) -> bool {
@@ -509,6 +601,8 @@ const COMMON_HELP: &str = "  -w, --wait DURATION   wait this long for a lock hel
   -q, --quiet           log errors only;  -v, --verbose: log more
                         (or RUST_LOG=warn|info|debug; default info, on stderr)
   -h, --help            this help
+Settings: UPDLOCK_* variables give defaults to these options (UPDLOCK_GPIO,
+UPDLOCK_HOST, UPDLOCK_DEBOUNCE, ...): see 'updlock help settings'.
 DURATION: 500ms, 10s, 1.5s, 5m, 1h; a bare number is seconds.
 ";
 
@@ -577,15 +671,33 @@ Exit status:
         Some("safe") => format!(
             "updlock safe: drive a line to its safe state and exit
 
-Usage: updlock safe --gpio LINE [--active-low] [--safe low|high]
+Usage: updlock safe [--gpio LINE [--active-low] [--safe low|high]]
 
 For systemd's ExecStopPost= and for recovery after a crash: a Raspberry Pi
 keeps a released output line as it was, so a SIGKILLed holder can leave an
-actuator on. Takes no lock.
+actuator on. Takes no lock. Without a line option it takes the actuator of
+the settings (UPDLOCK_GPIO, UPDLOCK_ACTIVE_LOW); with neither, there is
+nothing to make safe and it exits 0.
 
 {LINE_HELP}
 Exit status:
 {codes}"
+        ),
+        Some("settings") => format!(
+            "updlock settings: UPDLOCK_* variables, the defaults of the options
+
+The same names configure updlock in a container (docker-compose.yml's
+environment:) and on the host OS (the units' EnvironmentFile=, installed as
+/etc/default/updlock). A command-line option wins over its setting; an empty
+value is unset. Every UPDLOCK_* variable is checked at start: an unknown name
+or a bad value is a usage error (exit 64) naming it.
+
+{}
+The location settings apply only when no location option is given, and then
+as a whole. UPDLOCK_ACTIVE_LOW goes with UPDLOCK_GPIO only, never with a
+line given on the command line. UPDLOCK_WAIT applies to run and hold.
+",
+            settings::help()
         ),
         Some("boards") => {
             let mut out = String::from(
@@ -624,9 +736,9 @@ Usage:
   updlock [LOCATION] [--wait DURATION] [SUPERVISOR] [-q|-v] run [--gpio LINE ...] [--grace DURATION] [--kick] [--] PROGRAM [ARGS...]
   updlock [LOCATION] [--wait DURATION] [SUPERVISOR] [-q|-v] hold [--gpio LINE ...] [--for DURATION] [--kick]
   updlock [LOCATION] [SUPERVISOR] [-q|-v] watch --input LINE [--active-low] [--debounce DURATION] [--kick]
-  updlock safe --gpio LINE [--active-low]
+  updlock safe [--gpio LINE [--active-low]]
   updlock [LOCATION] [SUPERVISOR] status [--json]
-  updlock help [run|hold|watch|safe|status|boards]
+  updlock help [run|hold|watch|safe|status|boards|settings]
 
 The lock is what the balena supervisor and balenaOS check: files created
 exclusively (never touched), each held with flock(2) while the lock is held,
@@ -648,7 +760,117 @@ mod tests {
     use super::*;
 
     fn parse_str(args: &[&str]) -> Result<Config, UsageError> {
-        parse(args.iter().map(OsString::from))
+        parse_with(args.iter().map(OsString::from), Settings::default())
+    }
+
+    fn parse_env(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, UsageError> {
+        let settings = Settings::from_vars(
+            vars.iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        )
+        .unwrap();
+        parse_with(args.iter().map(OsString::from), settings)
+    }
+
+    #[test]
+    fn settings_fill_what_the_command_line_leaves_open() {
+        let env = [
+            ("UPDLOCK_HOST", "yes"),
+            ("UPDLOCK_APP_ID", "42"),
+            ("UPDLOCK_GPIO", "GPIO17"),
+            ("UPDLOCK_ACTIVE_LOW", "yes"),
+            ("UPDLOCK_WAIT", "5s"),
+            ("UPDLOCK_DEBOUNCE", "300ms"),
+            ("UPDLOCK_INPUT_ACTIVE_LOW", "yes"),
+        ];
+        let c = parse_env(&["hold"], &env).unwrap();
+        assert!(matches!(&c.location, Location::Host(h) if h.app_id.as_deref() == Some("42")));
+        assert_eq!(c.wait, Wait::For(Duration::from_secs(5)));
+        let Command::Hold {
+            line: Some(line), ..
+        } = &c.command
+        else {
+            panic!("{:?}", c.command)
+        };
+        assert_eq!(
+            line.source,
+            LineSource::Spec(linespec::parse("GPIO17").unwrap())
+        );
+        assert_eq!(line.polarity, Polarity::ActiveLow);
+
+        // watch: its input from the command line, polarity and debounce
+        // from the settings; UPDLOCK_WAIT and UPDLOCK_GPIO are not its own.
+        let c = parse_env(&["watch", "--input", "GPIO27"], &env).unwrap();
+        let Command::Watch {
+            input, debounce, ..
+        } = &c.command
+        else {
+            panic!("{:?}", c.command)
+        };
+        assert_eq!(
+            input.source,
+            LineSource::Spec(linespec::parse("GPIO27").unwrap())
+        );
+        assert_eq!(input.polarity, Polarity::ActiveLow);
+        assert_eq!(*debounce, Duration::from_millis(300));
+
+        let c = parse_env(&["safe"], &env).unwrap();
+        assert!(
+            matches!(&c.command, Command::Safe { line: Some(l) } if l.polarity == Polarity::ActiveLow)
+        );
+        let c = parse_env(&["safe"], &[]).unwrap();
+        assert_eq!(c.command, Command::Safe { line: None });
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_settings() {
+        let env = [
+            ("UPDLOCK_HOST", "yes"),
+            ("UPDLOCK_APP_ID", "42"),
+            ("UPDLOCK_GPIO", "GPIO17"),
+            ("UPDLOCK_ACTIVE_LOW", "yes"),
+            ("UPDLOCK_DEBOUNCE", "300ms"),
+        ];
+        // A location option replaces the whole location of the settings.
+        let c = parse_env(&["--lock-dir", "/l", "hold"], &env).unwrap();
+        assert_eq!(
+            c.location,
+            Location::Container {
+                dir: Some("/l".into())
+            }
+        );
+        // A line on the command line brings its own polarity: the
+        // settings' active-low belongs to the settings' line.
+        let c = parse_env(&["hold", "--gpio", "GPIO5"], &env).unwrap();
+        let Command::Hold {
+            line: Some(line), ..
+        } = &c.command
+        else {
+            panic!("{:?}", c.command)
+        };
+        assert_eq!(
+            line.source,
+            LineSource::Spec(linespec::parse("GPIO5").unwrap())
+        );
+        assert_eq!(line.polarity, Polarity::ActiveHigh);
+        let c = parse_env(&["watch", "--input", "GPIO27", "--debounce", "2s"], &env).unwrap();
+        assert!(
+            matches!(c.command, Command::Watch { debounce, .. } if debounce == Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn conflicting_settings_are_usage_errors() {
+        for (env, text) in [
+            (
+                &[("UPDLOCK_HOST", "yes"), ("UPDLOCK_LOCK_DIR", "/l")][..],
+                "choose one of UPDLOCK_LOCK_DIR, UPDLOCK_HOST=yes and UPDLOCK_LOCK",
+            ),
+            (&[("UPDLOCK_APP_ID", "42")][..], "go with the host layout"),
+        ] {
+            let e = parse_env(&["hold"], env).unwrap_err();
+            assert!(e.to_string().contains(text), "{e}");
+        }
     }
 
     #[test]
@@ -819,7 +1041,6 @@ mod tests {
             &["hold", "--gpio", "GPIO17", "--safe", "off"],
             &["watch"],
             &["watch", "--gpio", "GPIO17"],
-            &["safe"],
             &["safe", "--gpio", "GPIO17", "--wait", "1s"],
             &["status", "--gpio", "GPIO17"],
             &["run", "--input", "GPIO17", "--", "true"],

@@ -149,32 +149,35 @@ impl Settings {
     pub fn from_vars(
         vars: impl IntoIterator<Item = (OsString, OsString)>,
     ) -> Result<Settings, SettingsError> {
-        let mut found: Vec<(String, OsString)> = vars
+        let found: Vec<(String, OsString)> = vars
             .into_iter()
             .filter_map(|(k, v)| {
                 let k = k.to_string_lossy().into_owned();
-                k.starts_with("UPDLOCK_").then_some((k, v))
+                (k.starts_with("UPDLOCK_") && !NOT_SETTINGS.contains(&k.as_str()))
+                    .then_some((k, v))
             })
             .collect();
-        // The first error in name order, so the message does not depend on
-        // the environment's order.
-        found.sort();
+        // Unknown names first, the least by name, so the message does not
+        // depend on the environment's order (min, not a sort: a sort
+        // instantiates a few KiB of code in a binary with a size goal).
+        if let Some(name) = found
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| !KEYS.iter().any(|(key, _, _)| key == k))
+            .min()
+        {
+            return Err(SettingsError::Unknown {
+                key: name.clone(),
+                known: KEYS.iter().map(|(k, _, _)| *k).collect::<Vec<_>>().join(", "),
+            });
+        }
         let mut s = Settings::default();
-        for (name, value) in found {
-            if NOT_SETTINGS.contains(&name.as_str()) {
+        // Then the values, in the order of KEYS.
+        for &(key, _, _) in KEYS {
+            let Some((_, value)) = found.iter().find(|(k, _)| k == key) else {
                 continue;
-            }
-            let Some(&(key, _, _)) = KEYS.iter().find(|(k, _, _)| *k == name) else {
-                return Err(SettingsError::Unknown {
-                    key: name,
-                    known: KEYS
-                        .iter()
-                        .map(|(k, _, _)| *k)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
             };
-            let Some(text) = text(key, &value)? else {
+            let Some(text) = text(key, value)? else {
                 continue;
             };
             let bad = |reason: String| SettingsError::BadValue {

@@ -322,7 +322,6 @@ fn line_usage_errors_exit_64_with_one_line() {
             "sideways",
         ),
         (&["safe", "--gpio", &file, "--safe", "sideways"], "sideways"),
-        (&["safe"], "a line is needed"),
         (&["watch"], "an input line is needed"),
         (
             &["watch", "--input", &file, "--debounce", "soon"],

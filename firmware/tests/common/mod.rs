@@ -141,6 +141,14 @@ pub fn s(path: &Path) -> String {
 pub fn updlock() -> Command {
     emulation_wrapper();
     let mut c = Command::new(UPDLOCK);
+    // Every setting: a stray UPDLOCK_* in the developer's shell would
+    // otherwise change what the test runs (or be refused as unknown).
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("UPDLOCK_") && k != "UPDLOCK_TEST_RUNNER" {
+            c.env_remove(&key);
+        }
+    }
     c.env_remove("UPDLOCK_LOCK_DIR")
         .env_remove("BALENA_APP_LOCK_PATH")
         .env_remove("NOTIFY_SOCKET")
