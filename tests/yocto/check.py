@@ -409,8 +409,7 @@ def _():
     return "balena-os aarch64/armv7: updlock-bin added; ARMv6, poky, no balena-common: not"
 
 
-@check("bin-recipe-do_install")
-def _():
+def do_install(extra, want_settings):
     # The recipe's do_install as bitbake would run it (run.do_install,
     # emitted by bitbake's own code), on this tree's binary under the name
     # the fetcher gives it, and the layer's files as do_unpack would place
@@ -428,7 +427,7 @@ def _():
             bin_recipe(),
             ["PN"],
             machine("raspberrypi4-64", D=str(image), UNPACKDIR=str(sources), bindir="/usr/bin",
-                    systemd_system_unitdir="/usr/lib/systemd/system", sysconfdir="/etc"),
+                    systemd_system_unitdir="/usr/lib/systemd/system", sysconfdir="/etc", **extra),
             emit=[f"do_install={script}"],
         )
         proc = run(["sh", str(script)], cwd=tmp)
@@ -443,9 +442,20 @@ def _():
         assert "@" + "BINDIR@" not in unit, "@BINDIR@ left in the unit"
         exec_start = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1)
         assert exec_start.startswith("/usr/bin/updlock "), exec_start
-        default = (image / "etc/default/updlock").read_text()
-        assert re.search(r'^UPDLOCK_LOCATION="--host"$', default, re.M), "UPDLOCK_LOCATION is not --host by default"
-    return f"installed {', '.join(want)}; ExecStart={exec_start}"
+        settings = [l for l in (image / "etc/default/updlock").read_text().splitlines() if l and not l.startswith("#")]
+        assert settings == want_settings, f"/etc/default/updlock sets {settings}, not {want_settings}"
+    return f"installed {', '.join(want)}; ExecStart={exec_start}; settings {settings}"
+
+
+@check("bin-recipe-do_install")
+def _():
+    return do_install({}, ["UPDLOCK_HOST=yes"])
+
+
+@check("bin-recipe-do_install-with-UPDLOCK_SETTINGS")
+def _():
+    want = ["UPDLOCK_LOCK=/run/updlock.lock", "UPDLOCK_GPIO=GPIO17"]
+    return do_install({"UPDLOCK_SETTINGS": " ".join(want)}, want)
 
 
 def git(*args):
