@@ -337,7 +337,7 @@ def cmd_docs(updlock, files):
             sub = subs[0]
             if sub == "help":
                 rest = words[words.index("help") + 1:]
-                if rest and rest[0] not in SUBCOMMANDS + ("boards",):
+                if rest and rest[0] not in SUBCOMMANDS + ("boards", "settings"):
                     problem(f"{path}: updlock help {rest[0]}: no such topic")
                 seen += 1
                 continue
