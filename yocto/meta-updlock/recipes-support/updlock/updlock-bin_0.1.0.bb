@@ -28,8 +28,8 @@ UPDLOCK_RELEASES ?= "https://github.com/updlock/updlock/releases/download/v${PV}
 # dist/SHA256SUMS, and CI checks they are those of this commit's build.
 SRC_URI:append:aarch64 = " ${UPDLOCK_RELEASES}/updlock-aarch64;name=aarch64;downloadfilename=updlock-${PV}-aarch64"
 SRC_URI:append:arm = " ${UPDLOCK_RELEASES}/updlock-armv7;name=armv7;downloadfilename=updlock-${PV}-armv7"
-SRC_URI[aarch64.sha256sum] = "68abe8713d08b23cb762573f4791835c06c58f74eb6502c0156dcda8eeb35f5e"
-SRC_URI[armv7.sha256sum] = "0d7cfb3b69dea57aa179d3d57a38740ee75ff6cf41f226587272c99525bb341b"
+SRC_URI[aarch64.sha256sum] = "0a73315ca39d4fb1a1fe5d49f0ec0d3ccfd26c4881d3bb73b401fac1026544e8"
+SRC_URI[armv7.sha256sum] = "6a4c31214f047062fd3d341d458480b1566c8bdf9c42c9b3462e33edf0fecac5"
 
 require updlock-systemd.inc
 

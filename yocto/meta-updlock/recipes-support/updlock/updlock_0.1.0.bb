@@ -18,7 +18,7 @@ CVE_PRODUCT = "updlock"
 # The release commit of v${PV}: yocto/release writes it, and CI checks that
 # it carries version ${PV} and the Cargo.lock that updlock-crates.inc lists.
 SRC_URI = "git://github.com/updlock/updlock.git;protocol=https;branch=main"
-SRCREV = "18428e8ef5b95068934115666397ae8c53bbb72b"
+SRCREV = "42f7c9e293be992a4d66a02c74ef0e975eca9457"
 
 # An inline expression rather than ${WORKDIR}/git: correct both before
 # UNPACKDIR existed and after whinlatter made a literal WORKDIR path fatal.
