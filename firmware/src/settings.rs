@@ -153,8 +153,7 @@ impl Settings {
             .into_iter()
             .filter_map(|(k, v)| {
                 let k = k.to_string_lossy().into_owned();
-                (k.starts_with("UPDLOCK_") && !NOT_SETTINGS.contains(&k.as_str()))
-                    .then_some((k, v))
+                (k.starts_with("UPDLOCK_") && !NOT_SETTINGS.contains(&k.as_str())).then_some((k, v))
             })
             .collect();
         // Unknown names first, the least by name, so the message does not
@@ -168,7 +167,11 @@ impl Settings {
         {
             return Err(SettingsError::Unknown {
                 key: name.clone(),
-                known: KEYS.iter().map(|(k, _, _)| *k).collect::<Vec<_>>().join(", "),
+                known: KEYS
+                    .iter()
+                    .map(|(k, _, _)| *k)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
         let mut s = Settings::default();
