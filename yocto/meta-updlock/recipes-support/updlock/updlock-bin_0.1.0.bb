@@ -28,8 +28,8 @@ UPDLOCK_RELEASES ?= "https://github.com/updlock/updlock/releases/download/v${PV}
 # dist/SHA256SUMS, and CI checks they are those of this commit's build.
 SRC_URI:append:aarch64 = " ${UPDLOCK_RELEASES}/updlock-aarch64;name=aarch64;downloadfilename=updlock-${PV}-aarch64"
 SRC_URI:append:arm = " ${UPDLOCK_RELEASES}/updlock-armv7;name=armv7;downloadfilename=updlock-${PV}-armv7"
-SRC_URI[aarch64.sha256sum] = "0a73315ca39d4fb1a1fe5d49f0ec0d3ccfd26c4881d3bb73b401fac1026544e8"
-SRC_URI[armv7.sha256sum] = "6a4c31214f047062fd3d341d458480b1566c8bdf9c42c9b3462e33edf0fecac5"
+SRC_URI[aarch64.sha256sum] = "f973c1c62f7488b2ac2a98a4b1cd83892c243ed98edb9addc87b586dc66f3491"
+SRC_URI[armv7.sha256sum] = "cac75ffcb3da2f1a2252c005682d5b10fed6bad900917e9376e690dd3cede330"
 
 require updlock-systemd.inc
 
