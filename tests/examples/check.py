@@ -22,6 +22,9 @@ import shlex
 import subprocess
 import sys
 
+# The repository: links in the docs must stay inside it.
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
 problems = []
 
 
@@ -357,6 +360,9 @@ def cmd_docs(updlock, files):
             p = os.path.normpath(os.path.join(os.path.dirname(path), target.split("#")[0]))
             if not os.path.exists(p):
                 problem(f"{path}: link to {target}: no such file")
+            elif os.path.commonpath([os.path.abspath(p), ROOT]) != ROOT:
+                # It resolves here, but a clone of the repository lacks it.
+                problem(f"{path}: link to {target}: outside the repository")
     finish(f"{seen} updlock commands in {len(files)} files")
 
 
