@@ -517,7 +517,10 @@ impl LockFile {
                     self.target.name.as_os_str(),
                     UnlinkatFlags::NoRemoveDir,
                 ) {
-                    Ok(()) => Ok(Released::Removed),
+                    Ok(()) => {
+                        crate::section::test_pause("unlinked");
+                        Ok(Released::Removed)
+                    }
                     Err(Errno::ENOENT) => Ok(Released::AlreadyGone),
                     Err(e) => Err(os(&path, "remove")(e)),
                 }
@@ -703,6 +706,7 @@ fn publish(target: &Target) -> Result<Option<(File, FileId)>, LockError> {
         file.write_all(Tag::for_this_process().render().as_bytes())
             .map_err(|e| os(target.dir_path(), "write the lock tag")(io_errno(&e)))?;
         let st = fstat(file.as_raw_fd()).map_err(os(target.dir_path(), "stat"))?;
+        crate::section::test_pause("publish");
         match linkat(
             Some(dir),
             temp.as_os_str(),
@@ -901,6 +905,7 @@ impl LockSet {
         events: &mut Events,
     ) -> Result<LockSet, LockError> {
         check_uid()?;
+        crate::section::test_pause("take");
         let deadline = match wait {
             Wait::For(d) => Some(Instant::now() + d),
             Wait::Forever => None,
@@ -972,6 +977,7 @@ impl LockSet {
                 first.get_or_insert(e);
             }
         }
+        crate::section::test_pause("released");
         first.map_or(Ok(()), Err)
     }
 }

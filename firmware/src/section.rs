@@ -51,6 +51,31 @@ pub enum HoldEnd {
 /// driven safe (logged already; the caller should exit non-zero).
 pub type SafeResult = Result<(), PinError>;
 
+/// Test-only fault injection, in debug builds only: with
+/// `UPDLOCK_TEST_PAUSE_AT=<step>` in its environment, updlock says
+/// `updlock: test: paused at <step>` on stderr when it reaches that step
+/// boundary and then waits there forever, for a test to SIGKILL it at a
+/// known point (firmware/tests/faults.rs). The steps, in order: `take`
+/// (line requested safe, no lock yet), `publish` (a tagged, flocked
+/// temporary, not yet linked to the lock name), `taken`, `active`,
+/// `running` (`held` said, or the program started), `safe`, `unlinked`
+/// (the name removed, its flock not yet dropped), `released`. A release
+/// build has none of this: the variable is then an unknown setting.
+#[cfg(debug_assertions)]
+pub fn test_pause(step: &str) {
+    if std::env::var_os("UPDLOCK_TEST_PAUSE_AT").is_some_and(|v| v == step) {
+        eprintln!("updlock: test: paused at {step}");
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// Nothing in a release build (see the debug version).
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn test_pause(_step: &str) {}
+
 fn go_safe(act: &mut dyn Actuate) -> SafeResult {
     act.make_safe().map_err(|e| {
         log::error!("{e}");
@@ -73,8 +98,11 @@ pub fn hold(
     if let Some((path, how)) = set.lost()? {
         return Ok((HoldEnd::Overridden(path, how), Ok(())));
     }
+    test_pause("taken");
     act.activate()?;
+    test_pause("active");
     on_active();
+    test_pause("running");
     let end = loop {
         match events.next(until) {
             Ok(Event::Timeout) => break Ok(HoldEnd::Expired),
@@ -90,6 +118,7 @@ pub fn hold(
     };
     // Safe first, on every way out of the loop.
     let safe = go_safe(act);
+    test_pause("safe");
     Ok((end?, safe))
 }
 
@@ -245,7 +274,9 @@ pub fn run(
     if let Err(error) = find_program(program) {
         return Ok(end.cannot_run(program, error));
     }
+    test_pause("taken");
     act.activate()?;
+    test_pause("active");
     let mut child = match command(program, args).spawn() {
         Ok(c) => c,
         Err(error) => {
@@ -254,6 +285,7 @@ pub fn run(
         }
     };
     log::debug!("started {} (pid {})", program.to_string_lossy(), child.id());
+    test_pause("running");
     let mut kill_at: Option<Instant> = None;
     let outcome = supervise(set, act, events, &mut child, &mut end, &mut kill_at, grace);
     // Safe first, whatever ended the loop, unless a signal or an override
@@ -261,6 +293,7 @@ pub fn run(
     if act.is_active() {
         end.safe = go_safe(act);
     }
+    test_pause("safe");
     if let Err(e) = outcome {
         // We can no longer wait for events: do not leave the program running
         // without its lock.

@@ -84,7 +84,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
 /// Variables with the prefix that are not settings: the test harness's
 /// emulator (firmware/tests/common), which reaches updlock's environment
 /// when the suite runs under qemu-user.
+#[cfg(not(debug_assertions))]
 const NOT_SETTINGS: &[&str] = &["UPDLOCK_TEST_RUNNER"];
+/// In a debug build, also the test-only pause of
+/// [`crate::section::test_pause`].
+#[cfg(debug_assertions)]
+const NOT_SETTINGS: &[&str] = &["UPDLOCK_TEST_RUNNER", "UPDLOCK_TEST_PAUSE_AT"];
 
 /// The settings found; `None` or empty where the variable is unset.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
