@@ -160,7 +160,9 @@ fn line_name(text: &str) -> Result<String, LineSpecError> {
     if text.starts_with('/') || is_device_name(text) {
         return Err(LineSpecError::ChipWithoutOffset(text.to_string()));
     }
-    if decimal(text).is_some() {
+    // Digits only, whatever their value: one too large for a u32 is a
+    // mistyped number all the same, never a name.
+    if text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(LineSpecError::BareNumber(text.to_string()));
     }
     if text.len() > MAX_NAME_LEN {
@@ -357,6 +359,15 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(parse(text).as_ref(), Err(want), "{text:?}");
+        }
+    }
+
+    /// Found by `fuzz/fuzz_targets/linespec.rs`: a number too large for a
+    /// `u32` was taken as a line name.
+    #[test]
+    fn a_bare_number_of_any_size_is_not_a_name() {
+        for text in ["4294967296", "575577575577", "99999999999999999999999"] {
+            assert_eq!(parse(text), Err(LineSpecError::BareNumber(text.into())));
         }
     }
 
