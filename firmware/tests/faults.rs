@@ -429,9 +429,11 @@ fn an_unknown_step_never_pauses() {
 fn killed_at_random_instants() {
     let mut rng = Rng::new("killed_at_random_instants");
     let r = Rig::new();
-    // A section lasts a few milliseconds natively and tens under qemu:
-    // instants up to a bit beyond that cover before, inside and after it.
-    let span = Duration::from_millis(if EMULATED { 400 } else { 25 });
+    // A section lasts a few milliseconds natively and tens under qemu. Half
+    // the instants count from the start (covering the start itself), half
+    // from the moment the line is requested, just before the take.
+    let span = Duration::from_millis(if EMULATED { 300 } else { 20 });
+    let near = Duration::from_millis(if EMULATED { 120 } else { 6 });
     let mut stale_seen = 0;
     for i in 0..RANDOM_KILLS {
         let mode = if i % 2 == 0 { Mode::Hold } else { Mode::Run };
@@ -440,7 +442,12 @@ fn killed_at_random_instants() {
         let dead = p.pid();
         // The random instant is the fault, not a synchronisation: whatever
         // updlock was doing then, the observer below must find a sane state.
-        std::thread::sleep(rng.upto(span));
+        if i % 4 < 2 {
+            std::thread::sleep(rng.upto(span));
+        } else {
+            p.wait_stderr("requested as output");
+            std::thread::sleep(rng.upto(near));
+        }
         p.signal(SIGKILL);
         let _ = p.finish();
         let stale = r.after_kill(dead, &what);
