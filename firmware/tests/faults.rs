@@ -670,3 +670,112 @@ fn the_line_is_never_active_without_the_lock() {
     });
     assert!(violations.is_empty(), "{violations:#?}");
 }
+
+// ---------------------------------------------------------------- bad input not covered elsewhere
+
+/// Runs `script` (with $1 = the lock directory, $2 = updlock, $3... =
+/// `more`) in a private mount namespace: whatever it mounts vanishes with it.
+fn in_private_mounts(script: &str, dir: &Path, more: &[&Path]) -> Finished {
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ])
+    .arg(dir)
+    .arg(UPDLOCK)
+    .args(more)
+    .env_remove("UPDLOCK_LOCK_DIR")
+    .env_remove("BALENA_APP_LOCK_PATH")
+    .env_remove("NOTIFY_SOCKET")
+    .env_remove("RUST_LOG");
+    run(&mut c)
+}
+
+/// A GPIO chip the user may not open: 77, naming the chip. Played with a
+/// character device named /dev/gpiochip0 (mode 0600) on a tmpfs over /dev
+/// in a private mount namespace, so the machine's /dev is untouched; the
+/// open fails before the device could be asked anything.
+#[test]
+fn permission_denied_on_the_chip_exits_77() {
+    if skip_unless_root() {
+        return;
+    }
+    let t = open_tempdir();
+    let d = mkdir(&t.path().join("locks"));
+    chmod(&d, 0o1777);
+    let out = in_private_mounts(
+        r#"mount -t tmpfs none /dev || exit 90
+           mknod -m 666 /dev/null c 1 3 && mknod -m 600 /dev/gpiochip0 c 1 3 || exit 91
+           for spec in gpiochip0:3 GPIO17 /dev/gpiochip0:3; do
+               setpriv --reuid 1000 --regid 1000 --clear-groups "$2" --lock-dir "$1" hold --gpio "$spec"
+               echo "rc=$?"
+           done"#,
+        &d,
+        &[],
+    );
+    out.code_is(0).stdout_is("rc=77\nrc=77\nrc=77\n");
+    for spec in ["gpiochip0:3", "GPIO17", "/dev/gpiochip0:3"] {
+        out.stderr_has(&[&format!(
+            "updlock: {spec}: permission denied on /dev/gpiochip0: run as root, or give this user access to it"
+        )]);
+    }
+    assert_eq!(out.stderr.lines().count(), 3, "{out:?}");
+    assert_empty(&d);
+}
+
+/// A lock file updlock cannot read is someone else's: 73, untouched.
+#[test]
+fn an_unreadable_lock_file_is_someone_elses() {
+    if skip_unless_root() {
+        return;
+    }
+    let t = open_tempdir();
+    let d = mkdir(&t.path().join("locks"));
+    chmod(&d, 0o1777);
+    let lock = d.join("updates.lock");
+    fs::write(&lock, "").unwrap();
+    chmod(&lock, 0o000);
+    let before = Snapshot::of(&lock);
+    for sub in [&["hold"][..], &["run", "--", "true"]] {
+        run(as_user(1000, UPDLOCK).arg("--lock-dir").arg(&d).args(sub)).refused(
+            73,
+            &[
+                &s(&lock),
+                "held by someone else (a lock file updlock cannot read; updlock never removes it)",
+            ],
+        );
+    }
+    before.unchanged(&lock);
+    assert_names(&d, &["updates.lock"]);
+}
+
+/// A lock directory that is a mount point of another file system, and two
+/// lock files on two file systems: both work and leave nothing (the
+/// temporary is always made beside its lock, so its link never crosses
+/// file systems).
+#[test]
+fn lock_files_on_other_file_systems_work() {
+    if skip_unless_root() {
+        return;
+    }
+    let t = tempdir();
+    let d = mkdir(&t.path().join("locks"));
+    let other = mkdir(&t.path().join("other"));
+    let out = in_private_mounts(
+        r#"mount -t tmpfs none "$1" || exit 90
+           "$2" --lock-dir "$1" hold --for 1ms || exit 1
+           ls -A "$1"
+           "$2" --lock "$1/updates.lock" --lock "$3/resin-updates.lock" hold --for 1ms || exit 2
+           ls -A "$1" "$3""#,
+        &d,
+        &[&other],
+    );
+    out.code_is(0);
+    assert_eq!(out.stdout.matches("held").count(), 2, "{out:?}");
+    assert!(!out.stdout.contains(".lock"), "something left: {out:?}");
+}
