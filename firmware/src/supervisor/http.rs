@@ -361,7 +361,15 @@ fn status_line_of(line: &str) -> Result<(u16, String), HttpError> {
     if status < 100 {
         return Err(HttpError::Malformed("a bad status code"));
     }
-    Ok((status, parts.next().unwrap_or_default().trim().to_string()))
+    let reason = parts.next().unwrap_or_default();
+    // RFC 9112: tabs, spaces and visible characters only. The reason goes
+    // into a line of log: a bare CR or LF must not start another.
+    if reason.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(HttpError::Malformed(
+            "a control character in the status line",
+        ));
+    }
+    Ok((status, reason.trim().to_string()))
 }
 
 /// The whole answer, if all of it is in `got`.
@@ -579,6 +587,27 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    /// Found by `fuzz/fuzz_targets/http.rs`: a bare CR or LF in the reason
+    /// phrase was kept, and the reason is logged.
+    #[test]
+    fn a_reason_with_a_control_character_is_refused() {
+        for bad in [
+            &b"HTTP/1.1 500 Oops\nFAKE log line\r\n\r\n"[..],
+            b"HTTP/1.1 500 Oops\rX\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 500 \x1b[31mred\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(HttpError::Malformed(_))),
+                "{:?} was accepted",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let r = parse(b"HTTP/1.1 503 Service\tUnavailable\r\nContent-Length: 0\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.reason, "Service\tUnavailable");
     }
 
     #[test]
