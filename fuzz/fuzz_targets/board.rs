@@ -15,7 +15,7 @@ use std::fmt::Write;
 
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use updlock::board::{Board, BoardError, HeaderPin, MAX_PIN};
+use updlock::board::{Board, BoardError, HeaderPin, Problem, MAX_PIN};
 
 const ORIGIN: &str = "fuzz.board";
 
@@ -163,8 +163,10 @@ fuzz_target!(|data: &[u8]| {
         // except that random chip labels may repeat.
         match Board::parse(ORIGIN, &text) {
             Ok(b) => check_board(&b),
-            Err(BoardError::Syntax { problem, .. })
-                if matches!(problem, updlock::board::Problem::RepeatedChip(_)) => {}
+            Err(BoardError::Syntax {
+                problem: Problem::RepeatedChip(_),
+                ..
+            }) => {}
             Err(e) => panic!("{e}\n{text}"),
         }
         check_text(&text);

@@ -55,7 +55,7 @@ fn check_written(us: u64, ws: &str) {
     let (secs, frac) = (us / 1_000_000, us % 1_000_000);
     read(format!("{ws}{secs}.{frac:06}s{ws}"));
     read(format!("{secs}.{frac:06}"));
-    if us % 1000 == 0 {
+    if us.is_multiple_of(1000) {
         read(format!("{}ms", us / 1000));
     }
     if frac == 0 {

@@ -29,7 +29,7 @@ fn days_from_civil(y: u128, m: u128, d: u128) -> u128 {
 }
 
 fn days_in_month(y: u128, m: u128) -> u128 {
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     match m {
         2 if leap => 29,
         2 => 28,
