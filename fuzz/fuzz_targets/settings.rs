@@ -19,8 +19,13 @@ use updlock::duration::{self, Wait};
 use updlock::linespec;
 use updlock::settings::{Settings, SettingsError, KEYS};
 
-/// Test hooks that a debug build (as the fuzzer's is) reads and ignores as settings.
-const NOT_SETTINGS: [&str; 2] = ["UPDLOCK_TEST_RUNNER", "UPDLOCK_TEST_PAUSE_AT"];
+/// Test hooks that updlock reads and does not take for settings: the
+/// second only in a build with debug assertions (as the fuzzer's is, and
+/// then for every crate alike).
+#[cfg(debug_assertions)]
+const NOT_SETTINGS: &[&str] = &["UPDLOCK_TEST_RUNNER", "UPDLOCK_TEST_PAUSE_AT"];
+#[cfg(not(debug_assertions))]
+const NOT_SETTINGS: &[&str] = &["UPDLOCK_TEST_RUNNER"];
 
 const VALUES: &[&str] = &[
     "",
@@ -49,7 +54,7 @@ fn name(u: &mut Unstructured) -> libfuzzer_sys::arbitrary::Result<OsString> {
     Ok(match u.int_in_range(0..=5)? {
         0..=2 => u.choose(KEYS)?.0.into(),
         3 => format!("UPDLOCK_{}", String::arbitrary(u)?).into(),
-        4 => (*u.choose(&NOT_SETTINGS[..])?).into(),
+        4 => (*u.choose(&["UPDLOCK_TEST_RUNNER", "UPDLOCK_TEST_PAUSE_AT"])?).into(),
         _ => OsString::from_vec(Vec::<u8>::arbitrary(u)?),
     })
 }
