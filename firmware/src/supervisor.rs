@@ -82,6 +82,11 @@ impl Address {
     /// Parses a base URL as `BALENA_SUPERVISOR_ADDRESS` gives it.
     pub fn parse(text: &str) -> Result<Address, AddressError> {
         let url = text.trim().trim_end_matches('/').to_string();
+        // The prefix goes into the request line: a space, CR or LF there
+        // would break it (or add a header); no URL has them.
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(AddressError::NotHttp(text.to_string()));
+        }
         let scheme_end = url
             .find("://")
             .ok_or_else(|| AddressError::NotHttp(text.to_string()))?;
@@ -559,6 +564,27 @@ fn query_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/fuzz_targets/address.rs`: a prefix with a control
+    /// character (or a space, CR, LF) was kept, and it goes into the
+    /// request line.
+    #[test]
+    fn an_address_with_white_space_or_a_control_character_is_refused() {
+        for bad in [
+            "http://7.0.0.4/1:848\u{15}",
+            "http://127.0.0.1:48484/a b",
+            "http://127.0.0.1:48484/a\r\nX-Injected: 1",
+            "http://127.0.0.1:48484/\tapi",
+        ] {
+            assert_eq!(
+                Address::parse(bad),
+                Err(AddressError::NotHttp(bad.to_string())),
+                "{bad:?}"
+            );
+        }
+        // White space around it is still trimmed.
+        assert!(Address::parse(" http://127.0.0.1:48484/api\n").is_ok());
+    }
 
     #[test]
     fn addresses() {
