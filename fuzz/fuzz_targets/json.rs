@@ -6,7 +6,8 @@
 //! the grammar, and the texts compared nested at most 32 deep, the
 //! reader's limit), on which JSON is an object, and on the top-level
 //! members' names and their true/false/null values; an object written
-//! from members reads back as them.
+//! from members reads back as them; `Device::from_json` reads the same
+//! members' flags.
 #![no_main]
 
 use std::fmt;
@@ -15,6 +16,7 @@ use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use updlock::supervisor::json::{self, JsonError, Scalar};
+use updlock::supervisor::Device;
 
 /// The deepest nesting of brackets outside strings (a rough count: escapes
 /// are skipped; only used on texts serde_json accepts).
@@ -110,6 +112,25 @@ impl<'de> de::Deserialize<'de> for Members {
 
 fn check_any(text: &[u8]) {
     let ours = json::object(text);
+    // What updlock reads of `GET /v1/device`: the same members' flags.
+    match (Device::from_json(text), &ours) {
+        (Ok(d), Ok(m)) => {
+            let flag = |name| match json::get(m, name) {
+                Some(Scalar::Bool(b)) => Some(b),
+                _ => None,
+            };
+            assert_eq!(
+                (d.update_pending, d.update_downloaded, d.update_failed),
+                (
+                    flag("update_pending"),
+                    flag("update_downloaded"),
+                    flag("update_failed")
+                )
+            );
+        }
+        (Err(e), Err(f)) => assert_eq!(&e, f),
+        (d, _) => panic!("from_json says {d:?}, object says {ours:?}"),
+    }
     if let Ok(m) = &ours {
         for (name, _) in m {
             let last = m.iter().rev().find(|(n, _)| n == name).map(|(_, v)| *v);
