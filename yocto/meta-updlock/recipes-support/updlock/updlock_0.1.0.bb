@@ -18,7 +18,7 @@ CVE_PRODUCT = "updlock"
 # The release commit of v${PV}: yocto/release writes it, and CI checks that
 # it carries version ${PV} and the Cargo.lock that updlock-crates.inc lists.
 SRC_URI = "git://github.com/updlock/updlock.git;protocol=https;branch=main"
-SRCREV = "dec3a9f5e2cb12f7b9cf76bf752b5d32e017d2a2"
+SRCREV = "d5fd4964a923ed99ec5da88620541b8a9dd382ef"
 
 # An inline expression rather than ${WORKDIR}/git: correct both before
 # UNPACKDIR existed and after whinlatter made a literal WORKDIR path fatal.
