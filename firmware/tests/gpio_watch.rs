@@ -326,14 +326,6 @@ fn watch_notifying(r: &Rig, socket: &Path, log: &Path) -> Proc {
     Proc::spawn(&mut c)
 }
 
-fn receive(sock: &UnixDatagram) -> String {
-    let mut buf = [0u8; 256];
-    let n = sock
-        .recv(&mut buf)
-        .unwrap_or_else(|e| panic!("no notification within {TIMEOUT:?}: {e}"));
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
 #[test]
 fn ready_is_sent_once_armed() {
     for level in ["0", "1"] {
@@ -343,7 +335,7 @@ fn ready_is_sent_once_armed() {
         let sock = UnixDatagram::bind(&socket).unwrap();
         sock.set_read_timeout(Some(TIMEOUT)).unwrap();
         let mut w = watch_notifying(&r, &socket, &log);
-        assert_eq!(receive(&sock), "READY=1");
+        assert_eq!(notification(&sock), "READY=1");
         let logged = fs::read_to_string(&log).unwrap();
         if level == "0" {
             assert!(logged.contains("watching the input: inactive"), "{logged}");
@@ -356,7 +348,7 @@ fn ready_is_sent_once_armed() {
             r.held_by(w.pid());
         }
         w.signal(SIGTERM);
-        assert_eq!(receive(&sock), "STOPPING=1");
+        assert_eq!(notification(&sock), "STOPPING=1");
         // Sent once the lock was released.
         assert_empty(&r.dir);
         w.finish().code_is(0).stdout_is("");

@@ -143,14 +143,6 @@ impl Host {
     }
 }
 
-fn receive(sock: &UnixDatagram) -> String {
-    let mut buf = [0u8; 256];
-    let n = sock
-        .recv(&mut buf)
-        .unwrap_or_else(|e| panic!("no notification within {TIMEOUT:?}: {e}"));
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
 fn last_line(path: &Path) -> String {
     fs::read_to_string(path)
         .unwrap_or_default()
@@ -174,7 +166,7 @@ fn the_watch_unit_holds_the_host_lock_while_its_input_is_active() {
     let mut c = command(&start, &h.env);
     c.env("NOTIFY_SOCKET", &socket);
     let mut w = Proc::spawn(&mut c);
-    assert_eq!(receive(&sock), "READY=1");
+    assert_eq!(notification(&sock), "READY=1");
     assert_empty(&h.service_dir);
 
     h.set_input("1");
@@ -187,7 +179,7 @@ fn the_watch_unit_holds_the_host_lock_while_its_input_is_active() {
     h.set_input("1");
     w.wait_stderr("input active: lock taken");
     w.signal(SIGTERM);
-    assert_eq!(receive(&sock), "STOPPING=1");
+    assert_eq!(notification(&sock), "STOPPING=1");
     w.finish().code_is(0);
     assert_empty(&h.service_dir);
 }

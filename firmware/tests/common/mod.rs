@@ -15,6 +15,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -824,4 +825,14 @@ pub fn owner(path: &Path) -> u32 {
     fs::symlink_metadata(path)
         .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()))
         .uid()
+}
+
+/// The next sd_notify datagram on `sock` (its read timeout set by the
+/// caller), as text.
+pub fn notification(sock: &UnixDatagram) -> String {
+    let mut buf = [0u8; 256];
+    let n = sock
+        .recv(&mut buf)
+        .unwrap_or_else(|e| panic!("no notification within the socket's timeout: {e}"));
+    String::from_utf8_lossy(&buf[..n]).into_owned()
 }
