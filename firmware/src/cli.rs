@@ -185,21 +185,24 @@ fn text_of(value: OsString, flag: &str) -> Result<String, UsageError> {
 /// Parses the arguments after the program name, with the `UPDLOCK_*`
 /// settings of the environment under them.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageError> {
-    let args: Vec<OsString> = args.into_iter().collect();
-    // Help and the version answer even with broken settings: they are how a
-    // user finds out what the settings should be.
-    let asks_for_help = args.iter().any(|a| {
-        matches!(
-            a.to_str(),
-            Some("help" | "-h" | "--help" | "-V" | "--version")
-        )
-    });
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
-        Err(_) if asks_for_help => Settings::default(),
-        Err(e) => return Err(UsageError(e.to_string())),
-    };
-    parse_with(args, settings)
+    parse_under(args, Settings::from_env())
+}
+
+/// [`parse`] with the settings already read: broken settings refuse every
+/// command but help and the version, which are how a user finds out what
+/// the settings should be. (Whether the command is help is decided by the
+/// parser, not by spotting the word: `run -- echo help` is not help.)
+fn parse_under(
+    args: impl IntoIterator<Item = OsString>,
+    settings: Result<Settings, settings::SettingsError>,
+) -> Result<Config, UsageError> {
+    match settings {
+        Ok(s) => parse_with(args, s),
+        Err(e) => match parse_with(args, Settings::default()) {
+            Ok(c) if matches!(c.command, Command::Help(_) | Command::Version) => Ok(c),
+            _ => Err(UsageError(e.to_string())),
+        },
+    }
 }
 
 /// Parses the arguments with `settings` as the defaults of their options.
@@ -857,6 +860,21 @@ mod tests {
         assert!(
             matches!(c.command, Command::Watch { debounce, .. } if debounce == Duration::from_secs(2))
         );
+    }
+
+    #[test]
+    fn broken_settings_refuse_all_but_help() {
+        let broken =
+            || Settings::from_vars([(OsString::from("UPDLOCK_DEBOUNSE"), OsString::from("1s"))]);
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        for ok in [&["help"][..], &["--help"], &["run", "--help"], &["-V"]] {
+            assert!(parse_under(args(ok), broken()).is_ok(), "{ok:?}");
+        }
+        // A program's argument that happens to read "help" is not help.
+        for bad in [&["run", "--", "echo", "help"][..], &["hold"], &["status"]] {
+            let e = parse_under(args(bad), broken()).unwrap_err();
+            assert!(e.to_string().contains("UPDLOCK_DEBOUNSE"), "{bad:?}: {e}");
+        }
     }
 
     #[test]
