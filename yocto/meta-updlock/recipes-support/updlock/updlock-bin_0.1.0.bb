@@ -28,8 +28,8 @@ UPDLOCK_RELEASES ?= "https://github.com/updlock/updlock/releases/download/v${PV}
 # dist/SHA256SUMS, and CI checks they are those of this commit's build.
 SRC_URI:append:aarch64 = " ${UPDLOCK_RELEASES}/updlock-aarch64;name=aarch64;downloadfilename=updlock-${PV}-aarch64"
 SRC_URI:append:arm = " ${UPDLOCK_RELEASES}/updlock-armv7;name=armv7;downloadfilename=updlock-${PV}-armv7"
-SRC_URI[aarch64.sha256sum] = "6d66acdbb9c87f4adf7b3be033b25ca26e1e89469f2343be77a036e9b13f6ec8"
-SRC_URI[armv7.sha256sum] = "cdef439264da3ee58a69597900fe6f84e639f9aec85c02d4c961729abc4ef6ea"
+SRC_URI[aarch64.sha256sum] = "5af6ef3bed377fcbfb116211b181c7c010f7d50a58c8f34eaca349f8465c5695"
+SRC_URI[armv7.sha256sum] = "3158d0d8c9fdd19a79eae5e0504f0376d90c35ec0633d730caee2ba997b3fc15"
 
 require updlock-systemd.inc
 
