@@ -8,7 +8,8 @@
 //! our own inode.
 //!
 //! Taking one file ([`LockFile::take`]):
-//! 1. sweep temporaries that a crashed updlock left in the directory;
+//! 1. sweep temporaries that a crashed updlock left in the directory
+//!    (tagged and not flocked, or empty for a minute);
 //! 2. create a temporary `.updlock-<pid>-<n>.tmp` beside the lock (the name must
 //!    not end in `updates.lock`: the supervisor and the host match that suffix),
 //!    `flock(LOCK_EX)` it, write the [`Tag`];
@@ -788,7 +789,8 @@ fn retake(
 }
 
 /// Removes temporaries left by an updlock that died mid-take: tagged (so
-/// they are ours) and not flocked (so their creator is gone).
+/// they are ours) or empty and a minute old ([`abandoned`]), and not
+/// flocked (so their creator is gone).
 fn sweep_temporaries(target: &Target) {
     let Ok(mut dir) = nix::dir::Dir::openat(
         target.fd(),
@@ -817,14 +819,19 @@ fn sweep_temporaries(target: &Target) {
             continue;
         }
         // The creator flocks before it writes the tag: a tag without a flock
-        // means the creator is dead. No tag yet: a live take, leave it.
+        // means the creator is dead. An empty one is a take between its
+        // create and its flock, a few syscalls long; or, once it is old, a
+        // take killed in that window. Anything else is not ours.
         let mut head = Vec::new();
         if (&mut file)
             .take(tag::MAX_LEN as u64)
             .read_to_end(&mut head)
             .is_err()
-            || Tag::parse(&head).is_none()
         {
+            continue;
+        }
+        let ours = Tag::parse(&head).is_some() || (head.is_empty() && abandoned(&st));
+        if !ours {
             continue;
         }
         if flock(file.as_raw_fd(), FlockArg::LockExclusiveNonblock).is_err() {
@@ -847,6 +854,27 @@ fn sweep_temporaries(target: &Target) {
             );
         }
     }
+}
+
+/// How old an empty temporary must be to count as abandoned. A live take
+/// leaves its temporary empty only between two syscalls (create, flock);
+/// a minute is far beyond any scheduling delay, and a leftover costs
+/// nothing meanwhile: it is not at a lock name.
+const ABANDONED_AFTER_SECS: i64 = 60;
+
+/// Whether an empty temporary was last modified long enough ago that no
+/// live take can own it. A clock set back (a Raspberry Pi has no RTC and
+/// jumps at its first NTP sync) only makes it look younger. One set
+/// forward could make a live take's look old; the sweep then flocks or
+/// unlinks it first, and that take fails with an error: never a wrong lock.
+fn abandoned(st: &FileStat) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    // time_t is not i64 on every target updlock is built for.
+    #[allow(clippy::unnecessary_cast)]
+    let mtime = st.st_mtime as i64;
+    now.saturating_sub(mtime) >= ABANDONED_AFTER_SECS
 }
 
 /// A set of lock files taken together: all of them or none.

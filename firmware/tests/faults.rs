@@ -110,23 +110,32 @@ fn tag_pid(path: &Path) -> Option<i32> {
 }
 
 /// How many empty, untagged temporaries kills have left (see
-/// [`remove_untagged_temporaries`]), for the report at the end.
+/// [`age_untagged_temporaries`]), for the report at the end.
 static UNTAGGED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Removes the empty `.updlock-*.tmp` a SIGKILL between the temporary's
-/// creation and its tag leaves: updlock's sweep only removes *tagged*,
-/// unflocked temporaries (an untagged one may be a live take's), so this
-/// one is never swept. It is not at a lock name and blocks nothing; the
-/// test removes it to check that nothing else is left.
-fn remove_untagged_temporaries(dir: &Path) {
+/// A SIGKILL between a temporary's creation and its tag leaves it empty.
+/// updlock's sweep removes an empty temporary only once it is a minute old
+/// (a younger one may be a live take's, between its create and its flock),
+/// so the test ages those it finds by two minutes: the next start must then
+/// sweep them. Returns how many it aged.
+fn age_untagged_temporaries(dir: &Path) -> usize {
+    let two_minutes_ago = std::time::SystemTime::now() - Duration::from_secs(120);
+    let mut aged = 0;
     for e in fs::read_dir(dir).unwrap() {
         let e = e.unwrap();
         let n = e.file_name().to_string_lossy().into_owned();
         if n.starts_with(".updlock-") && n.ends_with(".tmp") && e.metadata().unwrap().len() == 0 {
-            fs::remove_file(e.path()).unwrap();
+            fs::File::options()
+                .write(true)
+                .open(e.path())
+                .unwrap()
+                .set_modified(two_minutes_ago)
+                .unwrap();
             UNTAGGED.fetch_add(1, Ordering::Relaxed);
+            aged += 1;
         }
     }
+    aged
 }
 
 /// A test's places: the lock directory and, beside it, the line's file.
@@ -195,8 +204,8 @@ impl Rig {
             assert!(is_lock || is_temp, "{what}: unexpected {n} in the lock dir");
             if is_temp && fs::metadata(&p).unwrap().len() == 0 {
                 // Killed between creating its temporary and tagging it: the
-                // sweep cannot tell that from a live take and leaves it (a
-                // known gap, see UNTAGGED below); it blocks nothing.
+                // sweep takes it for a live take's until it is a minute old
+                // (see age_untagged_temporaries); it blocks nothing.
                 assert_eq!(proc_flocked(&p), Some(false), "{what}: {n} still flocked");
                 continue;
             }
@@ -236,6 +245,7 @@ impl Rig {
     /// line safe and the directory empty (stale temporaries swept).
     #[track_caller]
     fn restart(&self, dead: i32, stale: &[String], what: &str) {
+        let aged = age_untagged_temporaries(&self.dir);
         let before = self.record().len();
         let mut h = Proc::spawn(&mut self.cmd("hold", &[]));
         h.wait_held();
@@ -252,7 +262,9 @@ impl Rig {
         h.signal(SIGTERM);
         let out = h.finish();
         out.code_is(0);
-        remove_untagged_temporaries(&self.dir);
+        if aged > 0 {
+            out.stderr_has(&["removed a temporary left by a crashed updlock"]);
+        }
         for n in stale {
             out.stderr_has(&[&format!(
                 "{}: re-took a stale lock left by updlock pid {dead}",
@@ -285,8 +297,9 @@ impl Rig {
                 fs::write(&p, "someone else's\n").unwrap();
             }
         }
-        // Temporaries a kill at `publish` left are swept by the next take;
-        // the lock names are what must survive.
+        // Temporaries a kill left are swept by the next take (the empty
+        // ones once aged); the lock names are what must survive.
+        age_untagged_temporaries(&self.dir);
         let theirs: Vec<Snapshot> = LOCK_NAMES
             .iter()
             .map(|n| Snapshot::of(&self.dir.join(n)))
@@ -309,7 +322,6 @@ impl Rig {
         for (n, snap) in LOCK_NAMES.iter().zip(&theirs) {
             snap.unchanged(&self.dir.join(n));
         }
-        remove_untagged_temporaries(&self.dir);
         assert_names(&self.dir, &LOCK_NAMES);
         if supervisor {
             run(supervisor_sim(&self.dir).arg("--release")).code_is(0);
@@ -455,7 +467,7 @@ fn killed_at_random_instants() {
         r.restart(dead, &stale, &what);
     }
     eprintln!(
-        "{RANDOM_KILLS} kills, {stale_seen} left a stale lock, {} an untagged temporary",
+        "{RANDOM_KILLS} kills, {stale_seen} left a stale lock, {} an untagged temporary (aged, then swept)",
         UNTAGGED.load(Ordering::Relaxed)
     );
 }

@@ -251,23 +251,54 @@ fn a_set_takes_updates_lock_first_and_the_same_file_once() {
 #[test]
 fn crashed_temporaries_are_swept_and_live_ones_kept() {
     let d = dir();
-    let crashed = d.path().join(".updlock-4242-0.tmp");
-    fs::write(&crashed, b"updlock/1 pid=4242 boot=b since=s\n").unwrap();
-    let untagged = d.path().join(".updlock-4242-1.tmp");
-    fs::write(&untagged, b"").unwrap();
-    let live = d.path().join(".updlock-4242-2.tmp");
-    fs::write(&live, b"updlock/1 pid=4242 boot=b since=s\n").unwrap();
-    let live_fd = File::open(&live).unwrap();
-    flock(live_fd.as_raw_fd(), FlockArg::LockExclusiveNonblock).unwrap();
-    let other = d.path().join("notes.tmp");
-    fs::write(&other, b"updlock/1 pid=4242 boot=b since=s\n").unwrap();
+    let at = |n: &str| d.path().join(n);
+    let tag = b"updlock/1 pid=4242 boot=b since=s\n";
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let make = |n: &str, body: &[u8], old: bool| {
+        fs::write(at(n), body).unwrap();
+        if old {
+            File::options()
+                .write(true)
+                .open(at(n))
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+    };
+    // Swept: tagged and unflocked (its taker died after tagging); empty,
+    // unflocked and an hour old (its taker died between create and flock).
+    make(".updlock-4242-0.tmp", tag, false);
+    make(".updlock-4242-3.tmp", b"", true);
+    // Kept: empty but fresh (a take between its create and its flock);
+    // tagged or empty but flocked (a live take); not a tag (not ours);
+    // not named like a temporary.
+    make(".updlock-4242-1.tmp", b"", false);
+    make(".updlock-4242-2.tmp", tag, false);
+    make(".updlock-4242-4.tmp", b"", true);
+    make(".updlock-4242-5.tmp", b"not a tag\n", true);
+    make("notes.tmp", tag, true);
+    let live: Vec<File> = [".updlock-4242-2.tmp", ".updlock-4242-4.tmp"]
+        .iter()
+        .map(|n| {
+            let f = File::open(at(n)).unwrap();
+            flock(f.as_raw_fd(), FlockArg::LockExclusiveNonblock).unwrap();
+            f
+        })
+        .collect();
 
-    let lock = take(&d.path().join("updates.lock")).unwrap();
+    let lock = take(&at("updates.lock")).unwrap();
     lock.release().unwrap();
     assert_eq!(
         names(d.path()),
-        [".updlock-4242-1.tmp", ".updlock-4242-2.tmp", "notes.tmp"]
+        [
+            ".updlock-4242-1.tmp",
+            ".updlock-4242-2.tmp",
+            ".updlock-4242-4.tmp",
+            ".updlock-4242-5.tmp",
+            "notes.tmp"
+        ]
     );
+    drop(live);
 }
 
 #[test]
