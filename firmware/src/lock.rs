@@ -172,12 +172,20 @@ pub enum LockError {
     },
 }
 
+/// The step whose failure is reported against the lock directory.
+const CREATE: &str = "create a lock file";
+
 fn os_reason(op: &str, errno: Errno) -> String {
     match errno {
         Errno::EACCES | Errno::EPERM => format!(
             "{op}: permission denied (a service's lock directory is root-owned 0755 until the supervisor has locked it once: run as root, or choose a writable directory with --lock-dir)"
         ),
         Errno::EROFS => format!("{op}: read-only file system"),
+        // The directory itself was opened, so ENOENT on a create means it
+        // takes no new names: removed meanwhile, or a pseudo file system.
+        Errno::ENOENT if op == CREATE => format!(
+            "{op}: the directory takes no new files (it was removed, or it is on a file system like /proc; choose another with --lock-dir)"
+        ),
         Errno::ENOSPC | Errno::EDQUOT => format!("{op}: no space left on the file system"),
         other => format!("{op}: {}", other.desc()),
     }
@@ -698,7 +706,7 @@ fn publish(target: &Target) -> Result<Option<(File, FileId)>, LockError> {
             Ok(raw) => break (temp, own(raw)),
             // A temporary of an earlier process with our pid: pick another name.
             Err(Errno::EEXIST) => continue,
-            Err(e) => return Err(os(target.dir_path(), "create a lock file")(e)),
+            Err(e) => return Err(os(target.dir_path(), CREATE)(e)),
         }
     };
     let outcome = (|| {

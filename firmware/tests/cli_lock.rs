@@ -214,6 +214,16 @@ fn leftover_temporaries_of_a_dead_updlock_are_swept_and_others_kept() {
     kept.unchanged(&d.join(".updlock-1-1.tmp"));
 }
 
+/// A directory that opens but takes no new names (a /proc one) gets a
+/// reason, not the bare ENOENT the create returns.
+#[test]
+fn a_lock_directory_that_takes_no_files_is_named_with_the_reason() {
+    run(updlock_at(Path::new("/proc/1")).arg("hold")).refused(
+        71,
+        &["/proc/1: create a lock file: the directory takes no new files"],
+    );
+}
+
 /// A temporary that is still flocked belongs to a live take: never swept.
 #[test]
 fn a_flocked_temporary_is_not_swept() {
