@@ -778,7 +778,12 @@ fn retake(
             }
             writer
         }
-        Err(e) => {
+        // Not ours to write (another user's file, a read-only mount): hold
+        // it through the reader, once sure the name still names it.
+        Err(e @ (Errno::EACCES | Errno::EPERM | Errno::EROFS)) => {
+            if !target.names(id)? {
+                return Ok(None);
+            }
             log::debug!(
                 "{}: cannot reopen the stale lock for writing ({}); holding it read-only",
                 target.path().display(),
@@ -786,6 +791,9 @@ fn retake(
             );
             reader
         }
+        // The name went or changed since the check (the supervisor's
+        // override unlinks it): what we flocked is no longer the lock.
+        Err(_) => return Ok(None),
     };
     log::info!(
         "{}: re-took a stale lock left by updlock pid {} (since {})",
