@@ -733,15 +733,45 @@ fn publish(target: &Target) -> Result<Option<(File, FileId)>, LockError> {
     Ok(outcome?.map(|id| (file, id)))
 }
 
-/// Re-takes a stale updlock lock in place. `Ok(None)`: the path changed or
-/// another re-taker won; look again.
+/// Re-takes a stale updlock lock in place. `Ok(None)`: the path changed;
+/// look again.
+///
+/// The flock goes on a descriptor open for writing whenever the file lets
+/// us write it: closing one is an `IN_CLOSE_WRITE` in the directory, so if
+/// we die holding the flock, waiters wake up. A flock held through a
+/// read-only descriptor would end silently (tests/model found a waiter
+/// asleep for good behind one).
 fn retake(
     target: &Target,
     reader: File,
     id: FileId,
     tag: &Tag,
 ) -> Result<Option<(File, FileId)>, LockError> {
-    match flock(reader.as_raw_fd(), FlockArg::LockExclusiveNonblock) {
+    let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let holder = match openat(target.fd(), target.name.as_os_str(), flags, Mode::empty()) {
+        Ok(raw) => {
+            let writer = own(raw);
+            let wst = fstat(writer.as_raw_fd()).map_err(os(&target.path(), "stat"))?;
+            if FileId::from(&wst) != id {
+                return Ok(None);
+            }
+            drop(reader);
+            writer
+        }
+        // Not ours to write (another user's file, a read-only mount): the
+        // reader will do, with the silent end above.
+        Err(e @ (Errno::EACCES | Errno::EPERM | Errno::EROFS)) => {
+            log::debug!(
+                "{}: cannot reopen the stale lock for writing ({}); holding it read-only",
+                target.path().display(),
+                e.desc()
+            );
+            reader
+        }
+        // The name went or changed since we looked (an override unlinks it).
+        Err(_) => return Ok(None),
+    };
+    match flock(holder.as_raw_fd(), FlockArg::LockExclusiveNonblock) {
         Ok(()) => {}
         Err(Errno::EWOULDBLOCK) => return Err(held(target, Holder::Updlock(tag.clone()))),
         Err(e) => return Err(os(&target.path(), "flock")(e)),
@@ -751,57 +781,18 @@ fn retake(
     if !target.names(id)? {
         return Ok(None);
     }
-    // Move the flock to a writable descriptor, so that our death is seen by
-    // waiters as IN_CLOSE_WRITE, and re-tag the file for `status`.
-    let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    let held_file = match openat(target.fd(), target.name.as_os_str(), flags, Mode::empty()) {
-        Ok(raw) => {
-            let writer = own(raw);
-            let wst = fstat(writer.as_raw_fd()).map_err(os(&target.path(), "stat"))?;
-            if FileId::from(&wst) != id {
-                return Ok(None);
-            }
-            drop(reader);
-            // Another re-taker may slip in between these two calls; then it
-            // holds the lock and our next look says so.
-            match flock(writer.as_raw_fd(), FlockArg::LockExclusiveNonblock) {
-                Ok(()) => {}
-                Err(Errno::EWOULDBLOCK) => return Ok(None),
-                Err(e) => return Err(os(&target.path(), "flock")(e)),
-            }
-            if !target.names(id)? {
-                return Ok(None);
-            }
-            let text = Tag::for_this_process().render();
-            if writer.set_len(0).is_ok() {
-                let _ = writer.write_all_at(text.as_bytes(), 0);
-            }
-            writer
-        }
-        // Not ours to write (another user's file, a read-only mount): hold
-        // it through the reader, once sure the name still names it.
-        Err(e @ (Errno::EACCES | Errno::EPERM | Errno::EROFS)) => {
-            if !target.names(id)? {
-                return Ok(None);
-            }
-            log::debug!(
-                "{}: cannot reopen the stale lock for writing ({}); holding it read-only",
-                target.path().display(),
-                e.desc()
-            );
-            reader
-        }
-        // The name went or changed since the check (the supervisor's
-        // override unlinks it): what we flocked is no longer the lock.
-        Err(_) => return Ok(None),
-    };
+    // Re-tag it for `status`; a read-only holder cannot, and need not.
+    let text = Tag::for_this_process().render();
+    if holder.set_len(0).is_ok() {
+        let _ = holder.write_all_at(text.as_bytes(), 0);
+    }
     log::info!(
         "{}: re-took a stale lock left by updlock pid {} (since {})",
         target.path().display(),
         tag.pid,
         tag.since
     );
-    Ok(Some((held_file, id)))
+    Ok(Some((holder, id)))
 }
 
 /// Removes temporaries left by an updlock that died mid-take: tagged (so
@@ -823,8 +814,15 @@ fn sweep_temporaries(target: &Target) {
         .filter(|n| is_temporary(n))
         .collect();
     for name in names {
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let Ok(raw) = openat(target.fd(), name.as_os_str(), flags, Mode::empty()) else {
+        // Open for writing where we may, like every descriptor a flock goes
+        // on (see retake): if we die holding this one, waiters hear of it.
+        let flags = OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let open = |mode| openat(target.fd(), name.as_os_str(), flags | mode, Mode::empty());
+        let raw = match open(OFlag::O_RDWR) {
+            Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => open(OFlag::O_RDONLY),
+            other => other,
+        };
+        let Ok(raw) = raw else {
             continue;
         };
         let mut file = own(raw);
