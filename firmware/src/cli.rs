@@ -120,10 +120,25 @@ pub enum Command {
     Version,
 }
 
-/// A command line that cannot be used; exit 64.
+/// A command line that cannot be used; exit 64. It is shown as one line:
+/// a control character that an argument or a setting brought into the
+/// message (a newline, an escape sequence) is shown escaped, as `\n` or
+/// `\u{1b}`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0} (see 'updlock --help')")]
+#[error("{} (see 'updlock --help')", one_line(.0))]
 pub struct UsageError(pub String);
+
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
 
 impl From<lexopt::Error> for UsageError {
     fn from(e: lexopt::Error) -> Self {
@@ -192,7 +207,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Config, UsageEr
 /// command but help and the version, which are how a user finds out what
 /// the settings should be. (Whether the command is help is decided by the
 /// parser, not by spotting the word: `run -- echo help` is not help.)
-fn parse_under(
+/// Public for the fuzzer (`fuzz/fuzz_targets/cli.rs`), which reads no
+/// environment.
+pub fn parse_under(
     args: impl IntoIterator<Item = OsString>,
     settings: Result<Settings, settings::SettingsError>,
 ) -> Result<Config, UsageError> {
@@ -231,8 +248,8 @@ pub fn parse_with(
                 let v = p.value()?.to_string_lossy().into_owned();
                 raw.wait = Some(Wait::parse(&v).map_err(|e| UsageError(format!("--wait: {e}")))?);
             }
-            Short('q') | Long("quiet") => raw.verbosity -= 1,
-            Short('v') | Long("verbose") => raw.verbosity += 1,
+            Short('q') | Long("quiet") => raw.verbosity = raw.verbosity.saturating_sub(1),
+            Short('v') | Long("verbose") => raw.verbosity = raw.verbosity.saturating_add(1),
             Short('h') | Long("help") => raw.help = true,
             Short('V') | Long("version") => raw.version = true,
             Long("grace") if in_sub("run") => raw.grace = Some(duration_of(p.value()?, "--grace")?),
@@ -1074,6 +1091,41 @@ mod tests {
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    /// Found by the cli fuzzer: an argument or a setting with a newline or
+    /// an escape sequence in it made a refusal of several lines, or one that
+    /// drives the terminal.
+    #[test]
+    fn a_refusal_is_one_line_whatever_the_arguments_hold() {
+        for (args, vars, shown) in [
+            (&["hold", "--\x03gpio"][..], &[][..], "'--\\u{3}gpio'"),
+            (&["--bo\x1b[2Jgus", "status"], &[], "--bo\\u{1b}[2Jgus"),
+            (&["hold", "--for", "1\nfortnight"], &[], "1\\nfortnight"),
+            (&["hold", "--gpio", "GPIO\r17"], &[], "GPIO\\r17"),
+            (&["hold"], &[("UPDLOCK_WAIT", "so\non")], "so\\non"),
+        ] {
+            let settings = Settings::from_vars(
+                vars.iter()
+                    .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+            );
+            let e = parse_under(args.iter().map(OsString::from), settings).unwrap_err();
+            let text = e.to_string();
+            assert!(!text.chars().any(char::is_control), "{args:?}: {text:?}");
+            assert!(text.contains(shown), "{args:?}: {text:?}");
+        }
+    }
+
+    /// Found by the cli fuzzer: 128 `-v` wrapped the verbosity round to
+    /// the quietest level (and overflowed in a debug build).
+    #[test]
+    fn many_q_or_v_saturate() {
+        let many_v = format!("-{}", "v".repeat(300));
+        let c = parse_str(&[&many_v, "status"]).unwrap();
+        assert_eq!(c.verbosity, i8::MAX);
+        let many_q = format!("-{}", "q".repeat(300));
+        let c = parse_str(&[&many_q, "status", "-v"]).unwrap();
+        assert_eq!(c.verbosity, i8::MIN + 1);
     }
 
     #[test]
