@@ -31,6 +31,55 @@ fn usage_errors_exit_64_with_one_line() {
     }
 }
 
+/// A duration that is not one says what is wrong with it, as the whole
+/// line on stderr: negative, signed, spaced, two units, a comma, no number.
+#[test]
+fn a_bad_duration_says_what_is_wrong_with_it() {
+    let t = tempdir();
+    let d = t.path();
+    const EX: &str = "(examples: 500ms, 10s, 5m, 1h)";
+    for (args, line) in [
+        (
+            &["--wait", "-1", "hold"][..],
+            format!("updlock: --wait: '-1': a duration cannot be negative {EX}"),
+        ),
+        (
+            &["hold", "--for", "+5s"],
+            "updlock: --for: '+5s': no '+' sign before a duration (write 5s)".into(),
+        ),
+        (
+            &["hold", "--for", "5 s"],
+            "updlock: --for: '5 s': no space between the number and its unit (write 5s)".into(),
+        ),
+        (
+            &["hold", "--for", "1h30m"],
+            "updlock: --for: '1h30m': '30m' after the unit: a duration is one number and one unit (90m, not 1h30m)".into(),
+        ),
+        (
+            &["run", "--grace", "1,5s", "--", "true"],
+            "updlock: --grace: '1,5s': a fraction takes a decimal point, not a comma (write 1.5s)".into(),
+        ),
+        (
+            &["hold", "--for", "xyz"],
+            format!("updlock: --for: 'xyz': not a duration: it does not start with a number {EX}"),
+        ),
+        (
+            &["hold", "--for", "forever"],
+            format!("updlock: --for: 'forever': only --wait (UPDLOCK_WAIT) can be forever; give a duration {EX}"),
+        ),
+        (
+            &["watch", "--input", "file:P", "--debounce", "1 fortnight"],
+            "updlock: --debounce: '1 fortnight': unknown unit 'fortnight' (use ms, s, m or h)".into(),
+        ),
+    ] {
+        let want = format!("{line} (see 'updlock --help')\n");
+        let out = run(updlock_at(d).args(args));
+        out.refused(64, &[&want]);
+        assert_eq!(out.stderr, want, "{args:?}");
+        assert_empty(d);
+    }
+}
+
 // ---------------------------------------------------------------- unavailable (69)
 
 #[test]
