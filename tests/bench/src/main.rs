@@ -12,6 +12,16 @@
 //!     the `0` line in a `--gpio file:PATH` record, seen with inotify.
 //!     MODE: sigterm | override | shell-sigterm (the flock(1) shell idiom).
 //!     Prints `name<TAB>median<TAB>min<TAB>p90<TAB>max` in µs.
+//!
+//! updlock-bench vm-latency MODE RUNS UPDLOCK SPEC GPIO NAME
+//!     Inside a tests/vm guest (`tests/vm/run --bench`): time from a stop
+//!     (MODE sigterm | override) of `UPDLOCK hold --gpio SPEC` to the moment
+//!     the kernel set the line, global number GPIO, to 0: the timestamp of its
+//!     `gpio_value` trace event, with the trace clock set to `mono` (the
+//!     guest does), against CLOCK_MONOTONIC read just before the kill or the
+//!     unlink. Nothing polls the line, so on a one-CPU guest no reader
+//!     competes with updlock for the CPU. Prints
+//!     `NAME<TAB>median<TAB>min<TAB>p90<TAB>max` in µs.
 
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -25,6 +35,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{flock, FlockArg};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::{kill, Signal};
+use nix::time::{clock_gettime, ClockId};
 use nix::unistd::Pid;
 
 use updlock::duration::Wait;
@@ -47,6 +58,14 @@ fn main() {
             arg(3).parse().expect("BATCHES"),
         ),
         "latency" => latency(arg(1), arg(2).parse().expect("RUNS"), arg(3)),
+        "vm-latency" => vm_latency(
+            arg(1),
+            arg(2).parse().expect("RUNS"),
+            arg(3),
+            arg(4),
+            arg(5),
+            arg(6),
+        ),
         other => {
             eprintln!("updlock-bench: unknown command {other}");
             std::process::exit(64)
@@ -261,13 +280,18 @@ fn latency(mode: &str, runs: usize, updlock: &str) {
         let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
         let _ = fs::remove_dir_all(&h.dir);
     }
-    samples.sort_by(f64::total_cmp);
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     let name = match mode {
         "sigterm" => "updlock hold: SIGTERM -> line safe",
         "override" => "updlock hold: lock unlinked -> line safe",
         _ => "sh + flock(1) + TERM trap: SIGTERM -> line safe",
     };
+    print_row(name, samples);
+}
+
+/// `name<TAB>median<TAB>min<TAB>p90<TAB>max`, µs.
+fn print_row(name: &str, mut samples: Vec<f64>) {
+    samples.sort_by(f64::total_cmp);
+    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     println!(
         "{name}\t{:.1}\t{:.1}\t{:.1}\t{:.1}",
         pick(0.5),
@@ -275,4 +299,101 @@ fn latency(mode: &str, runs: usize, updlock: &str) {
         pick(0.9),
         samples[samples.len() - 1]
     );
+}
+
+// ---------------------------------------------------------------- vm-latency
+
+const TRACING: &str = "/sys/kernel/tracing";
+
+fn die(what: String) -> ! {
+    eprintln!("updlock-bench: {what}");
+    std::process::exit(1)
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock the `mono` trace clock reads.
+fn monotonic_ns() -> i128 {
+    let t = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("clock_gettime");
+    i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec())
+}
+
+/// The `gpio_value` events of line `gpio` in the trace buffer, in order:
+/// (timestamp in µs, value). A line of the trace reads
+/// `updlock-83 [000] ..... 12.345678: gpio_value: 498 set 0`.
+fn gpio_events(gpio: &str) -> Vec<(i128, u8)> {
+    let text = fs::read_to_string(format!("{TRACING}/trace"))
+        .unwrap_or_else(|e| die(format!("{TRACING}/trace: {e}")));
+    let needle = format!(": gpio_value: {gpio} set ");
+    text.lines()
+        .filter_map(|l| {
+            let at = l.find(&needle)?;
+            let value = l[at + needle.len()..].trim().parse().ok()?;
+            let stamp = l[..at].rsplit(' ').next()?;
+            let (s, us) = stamp.split_once('.')?;
+            let us = i128::from(s.parse::<u64>().ok()?) * 1_000_000 + us.parse::<i128>().ok()?;
+            Some((us, value))
+        })
+        .collect()
+}
+
+fn vm_latency(mode: &str, runs: usize, updlock: &str, spec: &str, gpio: &str, name: &str) {
+    let clock = fs::read_to_string(format!("{TRACING}/trace_clock")).unwrap_or_default();
+    if !clock.contains("[mono]") {
+        die(format!("the trace clock is not mono: {}", clock.trim()));
+    }
+    let mut samples = Vec::with_capacity(runs);
+    for n in 0..runs {
+        // Opened for writing with O_TRUNC, the trace file empties the buffer.
+        fs::write(format!("{TRACING}/trace"), "").expect("clear the trace");
+        let dir = tempdir(n);
+        let locks = dir.join("locks");
+        fs::create_dir(&locks).expect("mkdir locks");
+        // Its stderr into a file: on the guest's serial console, every line
+        // it logged would cost the emulated UART's time.
+        let err_path = dir.join("stderr");
+        let err = fs::File::create(&err_path).expect("stderr file");
+        let mut child = Command::new(updlock)
+            .arg("-q")
+            .arg("--lock-dir")
+            .arg(&locks)
+            .args(["hold", "--gpio", spec])
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| die(format!("{updlock}: {e}")));
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        out.read_line(&mut first).expect("read held");
+        let logged = || fs::read_to_string(&err_path).unwrap_or_default();
+        if first.trim() != "held" {
+            die(format!(
+                "{spec}: updlock did not say held: {first:?} {}",
+                logged()
+            ));
+        }
+        let t0 = monotonic_ns();
+        match mode {
+            "override" => fs::remove_file(locks.join("updates.lock")).expect("unlink"),
+            "sigterm" => kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("kill"),
+            other => die(format!("unknown mode {other}")),
+        }
+        let status = child.wait().expect("wait");
+        let events = gpio_events(gpio);
+        let values: String = events.iter().map(|&(_, v)| char::from(b'0' + v)).collect();
+        // Requested safe, active once held, safe again: anything else is not
+        // the transition being timed.
+        if values != "010" {
+            die(format!(
+                "{spec} (gpio {gpio}): values set {values:?}, not \"010\"; updlock {status}: {}",
+                logged()
+            ));
+        }
+        let set = events[2].0 * 1000;
+        if set < t0 - 1000 {
+            die(format!("{spec}: the safe level was set before the stop"));
+        }
+        samples.push((set - t0) as f64 / 1e3);
+        let _ = fs::remove_dir_all(&dir);
+    }
+    print_row(name, samples);
 }
