@@ -99,6 +99,42 @@ pub enum GpioError {
         /// The chip device.
         path: PathBuf,
     },
+    /// The chip device is not a GPIO chip: it does not answer the GPIO
+    /// chip-info ioctl (a `/dev/gpiochipN` that is another device, a file, a
+    /// directory).
+    #[error("{spec}: {} is not a GPIO character device (the GPIO chip-info ioctl failed: {errno:?})", .path.display())]
+    NotAChip {
+        /// The line as the user named it.
+        spec: String,
+        /// The device that was opened.
+        path: PathBuf,
+        /// What the ioctl returned: ENOTTY (or EINVAL) for "not mine".
+        errno: Errno,
+    },
+    /// The chip device could not be opened or asked for its info.
+    #[error("{spec}: cannot {op} {}: {}", .path.display(), describe(*.errno))]
+    Chip {
+        /// The line as the user named it.
+        spec: String,
+        /// The chip device.
+        path: PathBuf,
+        /// What we were doing: "open" or "ask for the chip info of".
+        op: &'static str,
+        /// What the kernel said.
+        errno: Errno,
+    },
+    /// A `file:` line could not be opened, written, read or watched.
+    #[error("{spec}: cannot {op} {}: {}", .path.display(), describe(*.errno))]
+    File {
+        /// The line as the user named it.
+        spec: String,
+        /// The file.
+        path: PathBuf,
+        /// What we were doing: "open", "write", "read" or "watch".
+        op: &'static str,
+        /// What the kernel said.
+        errno: Errno,
+    },
     /// Anything else the kernel refused.
     #[error("{spec}: {op}: {reason}")]
     Os {
@@ -119,6 +155,23 @@ impl GpioError {
             _ => Exit::Unavailable,
         }
     }
+}
+
+/// An errno as a phrase: "no such file or directory", not "No such file
+/// or directory (os error 2)".
+fn describe(errno: Errno) -> String {
+    let desc = errno.desc();
+    let mut chars = desc.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => format!("{errno:?}"),
+    }
+}
+
+/// The errno of an I/O error (`EIO` for one without, which the file
+/// operations here do not produce).
+fn io_errno(e: &std::io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_i32)
 }
 
 fn errno_of(e: &gpio_cdev::Error) -> Option<Errno> {
@@ -161,21 +214,37 @@ fn chip_paths() -> Vec<PathBuf> {
 }
 
 fn open_chip(path: &Path, spec: &str) -> Result<Chip, GpioError> {
-    Chip::new(path).map_err(|e| match errno_of(&e) {
-        Some(Errno::EACCES) | Some(Errno::EPERM) => GpioError::Permission {
-            spec: spec.to_string(),
-            path: path.to_path_buf(),
-        },
-        Some(Errno::ENOENT) => GpioError::NoChip {
-            spec: spec.to_string(),
+    Chip::new(path).map_err(|e| chip_error(path, spec, &e))
+}
+
+/// What went wrong in `Chip::new`: it opens the device, then asks it for
+/// its chip info. An error from the open carries an `io::Error`, one from
+/// the ioctl an `Errno`.
+fn chip_error(path: &Path, spec: &str, e: &gpio_cdev::Error) -> GpioError {
+    let source = std::error::Error::source(e);
+    let in_ioctl = source.is_some_and(|s| s.is::<Errno>());
+    let errno = errno_of(e).unwrap_or(Errno::EIO);
+    let (spec, path) = (spec.to_string(), path.to_path_buf());
+    match errno {
+        Errno::EACCES | Errno::EPERM => GpioError::Permission { spec, path },
+        Errno::ENOENT if !in_ioctl => GpioError::NoChip {
+            spec,
             known: known_chips(),
         },
-        _ => GpioError::Os {
-            spec: spec.to_string(),
-            op: "open the GPIO chip",
-            reason: e.to_string(),
+        // ENOTTY: the device has no such ioctl; EINVAL: it has ioctls, and
+        // this is not one of them.
+        Errno::ENOTTY | Errno::EINVAL if in_ioctl => GpioError::NotAChip { spec, path, errno },
+        _ => GpioError::Chip {
+            spec,
+            path,
+            op: if in_ioctl {
+                "ask for the chip info of"
+            } else {
+                "open"
+            },
+            errno,
         },
-    })
+    }
 }
 
 /// The error for a board whose chip labels all failed to match.
@@ -382,8 +451,15 @@ pub fn open_output(spec: &LineSpec, polarity: Polarity) -> Result<Output, GpioEr
 }
 
 /// The error type of [`Output`]: the backend's message.
-#[derive(Debug)]
 pub struct LineFault(pub String);
+
+/// The message alone: `OutputPin`'s callers only know that an error is
+/// `Debug`, and this is what they show the user.
+impl std::fmt::Debug for LineFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 impl embedded_hal::digital::Error for LineFault {
     fn kind(&self) -> ErrorKind {
@@ -412,7 +488,9 @@ impl Output {
                 Level::Low => pin.set_low(),
             }
             .map_err(|e| LineFault(e.to_string())),
-            Output::File(f) => f.write_level(level).map_err(|e| LineFault(e.to_string())),
+            Output::File(f) => f
+                .write_level(level)
+                .map_err(|e| LineFault(describe(io_errno(&e)))),
         }
     }
 }
@@ -433,19 +511,17 @@ impl FileLine {
             .read(true)
             .append(true)
             .open(path)
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::PermissionDenied {
-                    GpioError::Permission {
-                        spec: spec.to_string(),
-                        path: path.to_path_buf(),
-                    }
-                } else {
-                    GpioError::Os {
-                        spec: spec.to_string(),
-                        op: "open",
-                        reason: e.to_string(),
-                    }
-                }
+            .map_err(|e| match io_errno(&e) {
+                Errno::EACCES | Errno::EPERM => GpioError::Permission {
+                    spec: spec.to_string(),
+                    path: path.to_path_buf(),
+                },
+                errno => GpioError::File {
+                    spec: spec.to_string(),
+                    path: path.to_path_buf(),
+                    op: "open",
+                    errno,
+                },
             })?;
         Ok(FileLine {
             path: path.to_path_buf(),
@@ -455,10 +531,11 @@ impl FileLine {
     }
 
     fn error(&self, op: &'static str, e: std::io::Error) -> GpioError {
-        GpioError::Os {
+        GpioError::File {
             spec: self.spec.clone(),
+            path: self.path.clone(),
             op,
-            reason: e.to_string(),
+            errno: io_errno(&e),
         }
     }
 
@@ -591,6 +668,7 @@ impl Input {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linespec;
 
     #[test]
     fn a_file_output_starts_safe_and_records_each_write() {
@@ -614,6 +692,87 @@ mod tests {
         assert!(input.drain_and_read().unwrap());
         let mut low_active = open_input(&LineSpec::File(p.clone()), Polarity::ActiveLow).unwrap();
         assert!(!low_active.drain_and_read().unwrap());
+    }
+
+    /// A device that is not a GPIO chip (here /dev/null) is named as
+    /// such, in one sentence, with the errno of the failed ioctl.
+    #[test]
+    fn a_device_that_is_not_a_chip_is_named() {
+        let e = find(&linespec::parse("/dev/null:3").unwrap()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                GpioError::NotAChip {
+                    errno: Errno::ENOTTY,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "/dev/null:3: /dev/null is not a GPIO character device (the GPIO chip-info ioctl failed: ENOTTY)"
+        );
+        assert_eq!(e.exit(), Exit::Unavailable);
+        // A directory opens, and does not answer the ioctl either.
+        let e = find(&linespec::parse("/tmp:3").unwrap()).unwrap_err();
+        assert!(matches!(e, GpioError::NotAChip { .. }), "{e:?}");
+    }
+
+    /// A file line's errors name the file and the reason, without the
+    /// "(os error N)" of `io::Error`.
+    #[test]
+    fn a_file_line_error_is_one_plain_sentence() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("nope").join("pin");
+        let spec = LineSpec::File(p.clone());
+        let e = open_output(&spec, Polarity::ActiveHigh).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                GpioError::File {
+                    op: "open",
+                    errno: Errno::ENOENT,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let p = p.display();
+        assert_eq!(
+            e.to_string(),
+            format!("file:{p}: cannot open {p}: no such file or directory")
+        );
+        let e = open_input(&LineSpec::File(t.path().into()), Polarity::ActiveHigh).unwrap_err();
+        let d = t.path().display();
+        assert_eq!(
+            e.to_string(),
+            format!("file:{d}: cannot open {d}: is a directory")
+        );
+        // /dev/full opens, and takes no write: the safe level cannot be set.
+        let e = open_output(&LineSpec::File("/dev/full".into()), Polarity::ActiveHigh).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "file:/dev/full: cannot write /dev/full: no space left on device"
+        );
+    }
+
+    /// A line that takes no write says why, not `LineFault("...")`.
+    #[test]
+    fn a_failed_drive_shows_the_reason_not_a_debug_dump() {
+        use crate::pin::{Actuate, Actuator};
+        let file = OpenOptions::new().append(true).open("/dev/full").unwrap();
+        let out = Output::File(FileLine {
+            path: "/dev/full".into(),
+            spec: "file:/dev/full".into(),
+            file,
+        });
+        let mut a = Actuator::new(out, Polarity::ActiveHigh, "file:/dev/full");
+        let e = a.activate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "file:/dev/full: cannot drive the line high (active): no space left on device"
+        );
     }
 
     #[test]

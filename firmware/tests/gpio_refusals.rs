@@ -179,13 +179,85 @@ fn a_file_line_in_a_missing_directory_is_unavailable() {
     let r = Rig::new();
     let p = r.t.path().join("no-such-dir").join("pin");
     let spec = format!("file:{}", s(&p));
+    let line = format!(
+        "updlock: {spec}: cannot open {}: no such file or directory\n",
+        s(&p)
+    );
     with_each_output_use(&["--gpio", &spec], |args| {
-        run(&mut r.cmd(&args)).refused(69, &[&spec, "No such file or directory"]);
+        let out = run(&mut r.cmd(&args));
+        out.refused(69, &[&line]);
+        assert_eq!(out.stderr, line);
     });
-    run(&mut r.cmd(&["watch", "--input", &spec]))
-        .refused(69, &[&spec, "No such file or directory"]);
+    let out = run(&mut r.cmd(&["watch", "--input", &spec]));
+    out.refused(69, &[&line]);
+    assert_eq!(out.stderr, line);
     r.untouched();
     assert!(!p.parent().unwrap().exists());
+}
+
+/// A `file:` line that is a directory: 69, saying so.
+#[test]
+fn a_file_line_that_is_a_directory_is_unavailable() {
+    let r = Rig::new();
+    let spec = format!("file:{}", s(&r.dir));
+    let line = format!(
+        "updlock: {spec}: cannot open {}: is a directory\n",
+        s(&r.dir)
+    );
+    with_each_output_use(&["--gpio", &spec], |args| {
+        let out = run(&mut r.cmd(&args));
+        out.refused(69, &[&line]);
+        assert_eq!(out.stderr, line);
+    });
+    r.untouched();
+}
+
+/// A chip path that is not a GPIO chip (/dev/null): 69, one sentence
+/// naming the device and the failed ioctl's errno.
+#[test]
+fn a_device_that_is_not_a_gpio_chip_is_unavailable() {
+    let r = Rig::new();
+    let line = "updlock: /dev/null:3: /dev/null is not a GPIO character device (the GPIO chip-info ioctl failed: ENOTTY)\n";
+    with_each_output_use(&["--gpio", "/dev/null:3"], |args| {
+        let out = run(&mut r.cmd(&args));
+        out.refused(69, &[line]);
+        assert_eq!(out.stderr, line);
+    });
+    let out = run(&mut r.cmd(&["watch", "--input", "/dev/null:3"]));
+    out.refused(69, &[line]);
+    r.untouched();
+}
+
+/// docs/bad-input.md's row: a /dev/gpiochip0 that is another character
+/// device (here 1:3, /dev/null's), on a tmpfs over /dev in a private mount
+/// namespace, so the machine's /dev is untouched.
+#[test]
+fn a_gpiochip0_that_is_not_a_gpio_chip_is_unavailable() {
+    if skip_unless_root() {
+        return;
+    }
+    let r = Rig::new();
+    let out = run(Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(
+            r#"mount -t tmpfs none /dev || exit 90
+               mknod -m 666 /dev/null c 1 3 && mknod -m 600 /dev/gpiochip0 c 1 3 || exit 91
+               for spec in gpiochip0:3 /dev/gpiochip0:3; do
+                   "$2" --lock-dir "$1" hold --gpio "$spec"
+                   echo "rc=$?"
+               done"#,
+        )
+        .arg("sh")
+        .arg(&r.dir)
+        .arg(UPDLOCK)
+        .env_remove("RUST_LOG"));
+    out.code_is(0).stdout_is("rc=69\nrc=69\n");
+    assert_eq!(
+        out.stderr,
+        "updlock: gpiochip0:3: /dev/gpiochip0 is not a GPIO character device (the GPIO chip-info ioctl failed: ENOTTY)\n\
+         updlock: /dev/gpiochip0:3: /dev/gpiochip0 is not a GPIO character device (the GPIO chip-info ioctl failed: ENOTTY)\n"
+    );
+    r.untouched();
 }
 
 // ---------------------------------------------------------------- --safe that is the active level (69)
