@@ -22,7 +22,7 @@ use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use crate::exit::Exit;
-use crate::linespec::{ChipRef, LineSpec};
+use crate::linespec::{self, ChipRef, LineSpec};
 use crate::pin::{Level, Polarity};
 
 /// The consumer label updlock's requests carry (`gpioinfo` shows it).
@@ -384,9 +384,11 @@ fn request_error(found: &Found, chip: &mut Chip, e: gpio_cdev::Error) -> GpioErr
                 .ok()
                 .and_then(|i| i.consumer().map(String::from))
                 .unwrap_or_else(|| "another consumer".to_string());
+            // Another process chose the consumer label: its control
+            // characters, if any, are shown escaped.
             GpioError::Busy {
                 spec: found.spec.clone(),
-                consumer: format!("'{consumer}'"),
+                consumer: format!("'{}'", linespec::escaped(&consumer)),
             }
         }
         Some(Errno::EACCES) | Some(Errno::EPERM) => GpioError::Permission {
@@ -668,7 +670,6 @@ impl Input {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::linespec;
 
     #[test]
     fn a_file_output_starts_safe_and_records_each_write() {

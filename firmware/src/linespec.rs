@@ -92,6 +92,12 @@ pub enum LineSpecError {
     /// A bare number, probably meant as a BCM GPIO number.
     #[error("'{0}' is a bare number: name the line (GPIO{0}) or give CHIP:OFFSET (gpiochip0:{0})")]
     BareNumber(String),
+    /// A control character (a newline, a tab, an escape) anywhere: no line,
+    /// chip or stand-in file is named with one, and every message that
+    /// quoted it later would break its line or drive the terminal. Shown
+    /// escaped.
+    #[error("'{}': a line is never named with a control character (a newline, a tab, an escape)", escaped(.0))]
+    ControlChar(String),
     /// A line name with white space in it.
     #[error("'{0}': a line name has no white space in it")]
     SpaceInName(String),
@@ -100,10 +106,27 @@ pub enum LineSpecError {
     NameTooLong(String),
 }
 
+/// `text` with its control characters escaped, as `\n` or `\u{1b}`: for
+/// messages that quote what a user or another process wrote.
+pub(crate) fn escaped(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Reads a `--gpio`/`--input` value.
 pub fn parse(text: &str) -> Result<LineSpec, LineSpecError> {
     if text.trim().is_empty() {
         return Err(LineSpecError::Empty);
+    }
+    if text.chars().any(char::is_control) {
+        return Err(LineSpecError::ControlChar(text.to_string()));
     }
     if let Some(path) = text.strip_prefix("file:") {
         if path.is_empty() {
@@ -351,7 +374,10 @@ mod tests {
             ("/dev/gpiochip0", ChipWithoutOffset("/dev/gpiochip0".into())),
             ("17", BareNumber("17".into())),
             ("GPIO 17", SpaceInName("GPIO 17".into())),
-            ("GPIO17\n", SpaceInName("GPIO17\n".into())),
+            ("GPIO17\n", ControlChar("GPIO17\n".into())),
+            ("GPIO\x1b17", ControlChar("GPIO\x1b17".into())),
+            ("chip\x07:1", ControlChar("chip\x07:1".into())),
+            ("file:/tmp/a\nb", ControlChar("file:/tmp/a\nb".into())),
             (
                 &"N".repeat(MAX_NAME_LEN + 1),
                 NameTooLong("N".repeat(MAX_NAME_LEN + 1)),
@@ -388,10 +414,18 @@ mod tests {
             e.to_string(),
             "'17' is a bare number: name the line (GPIO17) or give CHIP:OFFSET (gpiochip0:17)"
         );
-        // Every message is one line.
-        for text in ["", "file:", "x:", ":1", "a b", "/x", "dev/x:1", " x:1"] {
+        // A control character is shown escaped.
+        let e = parse("file:/tmp/a\nb\x1b[2J").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "'file:/tmp/a\\nb\\u{1b}[2J': a line is never named with a control character (a newline, a tab, an escape)"
+        );
+        // Every message is one line, without control characters.
+        for text in [
+            "", "file:", "x:", ":1", "a b", "/x", "dev/x:1", " x:1", "a\nb", "x\r:1", "\t",
+        ] {
             let e = parse(text).unwrap_err().to_string();
-            assert!(!e.contains('\n'), "{e}");
+            assert!(!e.chars().any(char::is_control), "{e:?}");
         }
     }
 

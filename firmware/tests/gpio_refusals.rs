@@ -408,3 +408,34 @@ fn line_usage_errors_exit_64_with_one_line() {
     }
     r.untouched();
 }
+
+/// A line with a control character in it is refused at once, shown
+/// escaped: it would otherwise reach every later message as it is.
+#[test]
+fn a_line_with_a_control_character_is_refused_escaped() {
+    let r = Rig::new();
+    let newline = format!("{}\nx", r.file());
+    let shown = format!("'{}\\nx'", r.file());
+    for (args, phrase) in [
+        (
+            &["hold", "--gpio", "GPIO\x1b[2J17"][..],
+            "'GPIO\\u{1b}[2J17'",
+        ),
+        (&["hold", "--gpio", "chip\r:3"], "'chip\\r:3'"),
+        (&["hold", "--gpio", &newline], &shown),
+    ] {
+        let out = run(&mut r.cmd(args));
+        out.refused(
+            64,
+            &[
+                &format!("--gpio: {phrase}: a line is never named with a control character"),
+                "updlock --help",
+            ],
+        );
+        assert!(
+            !out.stderr.trim_end().chars().any(char::is_control),
+            "{out:?}"
+        );
+    }
+    r.untouched();
+}

@@ -3,13 +3,14 @@
 //! Properties: any text is a line spec or an error; a spec is written back
 //! (`Display`) as text that parses to the same spec; a name is at most
 //! `MAX_NAME_LEN` bytes with no white space and not a bare number;
-//! `FromStr` is `parse`; well-formed `CHIP:OFFSET` and `file:PATH` texts
-//! read as what they say.
+//! `FromStr` is `parse`; a text with a control character is refused as
+//! such, and no message has one; well-formed `CHIP:OFFSET` and `file:PATH`
+//! texts read as what they say.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use updlock::linespec::{self, ChipRef, LineSpec, MAX_NAME_LEN};
+use updlock::linespec::{self, ChipRef, LineSpec, LineSpecError, MAX_NAME_LEN};
 
 fn check_text(text: &str) {
     let got = linespec::parse(text);
@@ -41,8 +42,18 @@ fn check_text(text: &str) {
                 }
             }
         }
-        Err(e) => assert!(!e.to_string().is_empty()),
+        Err(e) => {
+            let m = e.to_string();
+            assert!(!m.is_empty());
+            assert!(!m.chars().any(char::is_control), "{text:?}: {m:?}");
+        }
     }
+    let control = !text.trim().is_empty() && text.chars().any(char::is_control);
+    assert_eq!(
+        control,
+        matches!(got, Err(LineSpecError::ControlChar(_))),
+        "{text:?}: {got:?}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -58,7 +69,9 @@ fuzz_target!(|data: &[u8]| {
     // a `file:` prefix reads as that chip and offset.
     let text = format!("{chip}:{offset}");
     check_text(&text);
+    let control = chip.chars().any(char::is_control);
     let plain = !chip.is_empty()
+        && !control
         && chip.trim() == chip
         && (chip.starts_with('/') || !chip.contains('/'))
         && !text.starts_with("file:");
@@ -72,10 +85,11 @@ fuzz_target!(|data: &[u8]| {
     }
     if !chip.is_empty() {
         let text = format!("file:{chip}");
-        assert_eq!(
-            linespec::parse(&text),
-            Ok(LineSpec::File(chip.into())),
-            "{text:?}"
-        );
+        let want = if control {
+            Err(LineSpecError::ControlChar(text.clone()))
+        } else {
+            Ok(LineSpec::File(chip.into()))
+        };
+        assert_eq!(linespec::parse(&text), want, "{text:?}");
     }
 });
