@@ -19,8 +19,9 @@
 //!     the kernel set the line, global number GPIO, to 0: the timestamp of its
 //!     `gpio_value` trace event, with the trace clock set to `mono` (the
 //!     guest does), against CLOCK_MONOTONIC read just before the kill or the
-//!     unlink. Nothing polls the line, so on a one-CPU guest no reader
-//!     competes with updlock for the CPU. Prints
+//!     unlink (checked first: a `trace_marker` write must be stamped between
+//!     two readings of that clock). Nothing polls the line, so on a one-CPU
+//!     guest no reader competes with updlock for the CPU. Prints
 //!     `NAME<TAB>median<TAB>min<TAB>p90<TAB>max` in µs.
 
 use std::fs::{self, OpenOptions};
@@ -316,23 +317,49 @@ fn monotonic_ns() -> i128 {
     i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec())
 }
 
-/// The `gpio_value` events of line `gpio` in the trace buffer, in order:
-/// (timestamp in µs, value). A line of the trace reads
+/// The trace lines that contain `needle`, each with its timestamp in µs and
+/// what follows the needle. A line of the trace reads
 /// `updlock-83 [000] ..... 12.345678: gpio_value: 498 set 0`.
-fn gpio_events(gpio: &str) -> Vec<(i128, u8)> {
+fn trace_lines(needle: &str) -> Vec<(i128, String)> {
     let text = fs::read_to_string(format!("{TRACING}/trace"))
         .unwrap_or_else(|e| die(format!("{TRACING}/trace: {e}")));
-    let needle = format!(": gpio_value: {gpio} set ");
     text.lines()
         .filter_map(|l| {
-            let at = l.find(&needle)?;
-            let value = l[at + needle.len()..].trim().parse().ok()?;
+            let at = l.find(needle)?;
             let stamp = l[..at].rsplit(' ').next()?;
             let (s, us) = stamp.split_once('.')?;
             let us = i128::from(s.parse::<u64>().ok()?) * 1_000_000 + us.parse::<i128>().ok()?;
-            Some((us, value))
+            Some((us, l[at + needle.len()..].trim().to_string()))
         })
         .collect()
+}
+
+/// The `gpio_value` events of line `gpio`, in order: (timestamp µs, value).
+fn gpio_events(gpio: &str) -> Vec<(i128, u8)> {
+    trace_lines(&format!(": gpio_value: {gpio} set "))
+        .into_iter()
+        .filter_map(|(us, v)| Some((us, v.parse().ok()?)))
+        .collect()
+}
+
+/// Checks that the trace's timestamps are CLOCK_MONOTONIC: a marker written
+/// between two readings of the clock must be stamped between them.
+fn check_trace_clock() {
+    fs::write(format!("{TRACING}/trace"), "").expect("clear the trace");
+    let before = monotonic_ns() / 1000;
+    fs::write(
+        format!("{TRACING}/trace_marker"),
+        "updlock-bench clock check",
+    )
+    .unwrap_or_else(|e| die(format!("{TRACING}/trace_marker: {e}")));
+    let after = monotonic_ns() / 1000;
+    let marks = trace_lines(": tracing_mark_write: updlock-bench clock check");
+    match marks.first() {
+        Some(&(us, _)) if before <= us && us <= after + 1 => {}
+        other => die(format!(
+            "the trace clock is not CLOCK_MONOTONIC: marker at {other:?} µs, written between {before} and {after}"
+        )),
+    }
 }
 
 fn vm_latency(mode: &str, runs: usize, updlock: &str, spec: &str, gpio: &str, name: &str) {
@@ -340,6 +367,7 @@ fn vm_latency(mode: &str, runs: usize, updlock: &str, spec: &str, gpio: &str, na
     if !clock.contains("[mono]") {
         die(format!("the trace clock is not mono: {}", clock.trim()));
     }
+    check_trace_clock();
     let mut samples = Vec::with_capacity(runs);
     for n in 0..runs {
         // Opened for writing with O_TRUNC, the trace file empties the buffer.
