@@ -64,7 +64,7 @@ impl Exit {
             Exit::Ok => "success (status: no lock is held)",
             Exit::Usage => "usage error: unknown option, bad duration, conflicting options",
             Exit::Unavailable => {
-                "unavailable: no lock directory; no such GPIO chip, line, board or pin; line busy"
+                "unavailable: no lock directory; no such GPIO chip, line, board or pin; a line name two lines share; line busy"
             }
             Exit::Internal => "internal error (a bug: please report it)",
             Exit::OsError => {

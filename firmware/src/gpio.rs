@@ -64,7 +64,7 @@ pub enum GpioError {
         spec: String,
     },
     /// The offset is past the end of the chip.
-    #[error("{spec}: no such line: {chip} has {lines} lines (0..{last})")]
+    #[error("{spec}: no such line: {chip} has {} (offsets 0 to {last})", count_lines(*.lines))]
     OutOfRange {
         /// The line as the user named it.
         spec: String,
@@ -145,6 +145,15 @@ pub enum GpioError {
         /// What the kernel said.
         reason: String,
     },
+}
+
+/// "1 line", "8 lines".
+fn count_lines(n: u32) -> String {
+    if n == 1 {
+        "1 line".to_string()
+    } else {
+        format!("{n} lines")
+    }
 }
 
 impl GpioError {
@@ -670,6 +679,29 @@ impl Input {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Offsets are given as a closed range in words: "0..7" reads as 0 to 6
+    /// to a Rust eye, and "1 lines" is wrong.
+    #[test]
+    fn an_offset_past_the_end_names_the_valid_offsets() {
+        let past = |lines, last| {
+            GpioError::OutOfRange {
+                spec: format!("gpiochip1:{lines}"),
+                chip: "/dev/gpiochip1 [sim]".into(),
+                lines,
+                last,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            past(8, 7),
+            "gpiochip1:8: no such line: /dev/gpiochip1 [sim] has 8 lines (offsets 0 to 7)"
+        );
+        assert_eq!(
+            past(1, 0),
+            "gpiochip1:1: no such line: /dev/gpiochip1 [sim] has 1 line (offsets 0 to 0)"
+        );
+    }
 
     #[test]
     fn a_file_output_starts_safe_and_records_each_write() {
