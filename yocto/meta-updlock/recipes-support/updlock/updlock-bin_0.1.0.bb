@@ -28,8 +28,8 @@ UPDLOCK_RELEASES ?= "https://github.com/updlock/updlock/releases/download/v${PV}
 # dist/SHA256SUMS, and CI checks they are those of this commit's build.
 SRC_URI:append:aarch64 = " ${UPDLOCK_RELEASES}/updlock-aarch64;name=aarch64;downloadfilename=updlock-${PV}-aarch64"
 SRC_URI:append:arm = " ${UPDLOCK_RELEASES}/updlock-armv7;name=armv7;downloadfilename=updlock-${PV}-armv7"
-SRC_URI[aarch64.sha256sum] = "5af6ef3bed377fcbfb116211b181c7c010f7d50a58c8f34eaca349f8465c5695"
-SRC_URI[armv7.sha256sum] = "3158d0d8c9fdd19a79eae5e0504f0376d90c35ec0633d730caee2ba997b3fc15"
+SRC_URI[aarch64.sha256sum] = "83388a57e212aaad9768e08ccd522b71177cdee087963cb65a2f5de4c357b9ce"
+SRC_URI[armv7.sha256sum] = "1198be86b1bb55000ca90db3ce364cb35737f842e42655652a07c3719267da05"
 
 require updlock-systemd.inc
 
