@@ -18,7 +18,7 @@ CVE_PRODUCT = "updlock"
 # The release commit of v${PV}: yocto/release writes it, and CI checks that
 # it carries version ${PV} and the Cargo.lock that updlock-crates.inc lists.
 SRC_URI = "git://github.com/updlock/updlock.git;protocol=https;branch=main"
-SRCREV = "5a81e2044c4fea82c6f68d6f355f179ca9511d7f"
+SRCREV = "6673816ee74a2da70112b939cb4416cc0885faed"
 
 # An inline expression rather than ${WORKDIR}/git: correct both before
 # UNPACKDIR existed and after whinlatter made a literal WORKDIR path fatal.
