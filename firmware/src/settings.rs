@@ -188,10 +188,14 @@ impl Settings {
             let Some(text) = text(key, value)? else {
                 continue;
             };
+            // The parsers quote the text themselves; the message quotes
+            // it once, after the name.
             let bad = |reason: String| SettingsError::BadValue {
                 key,
                 value: text.clone(),
-                reason,
+                reason: reason
+                    .strip_prefix(&format!("'{text}': "))
+                    .map_or_else(|| reason.clone(), str::to_string),
             };
             match key {
                 "UPDLOCK_LOCK_DIR" => s.lock_dir = Some(PathBuf::from(&text)),

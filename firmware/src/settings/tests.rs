@@ -88,6 +88,8 @@ fn a_bad_value_is_named_with_the_reason() {
             "{key}: {text}"
         );
         assert!(text.contains(reason), "{key}: {text}");
+        // Quoted once: the parsers' own "'VALUE': " is not repeated.
+        assert_eq!(text.matches(&format!("'{value}'")).count(), 1, "{text}");
     }
 }
 
