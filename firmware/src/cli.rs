@@ -425,7 +425,9 @@ pub fn parse_with(
 /// Fills in from the settings what the command line left open.
 ///
 /// - Where the locks are: only when no location option was given, and then
-///   all of it (one location, never half from each).
+///   all of it (one location, never half from each). The host layout's
+///   details (roots, app id, service) describe the device, so they also
+///   fill in what a `--host` from the command line leaves open.
 /// - The actuator line: `UPDLOCK_GPIO` for run, hold and safe when no line
 ///   option was given; `UPDLOCK_ACTIVE_LOW` goes with that line only, never
 ///   with one from the command line (whose polarity is its own to state).
@@ -714,7 +716,10 @@ or a bad value is a usage error (exit 64) naming it.
 
 {}
 The location settings apply only when no location option is given, and then
-as a whole. UPDLOCK_ACTIVE_LOW goes with UPDLOCK_GPIO only, never with a
+as a whole; the host layout's details (UPDLOCK_SERVICES_ROOT,
+UPDLOCK_HELIOS_ROOT, UPDLOCK_APP_ID, UPDLOCK_SERVICE) also fill in what a
+--host on the command line leaves open, as they describe the device.
+UPDLOCK_ACTIVE_LOW goes with UPDLOCK_GPIO only, never with a
 line given on the command line. UPDLOCK_WAIT applies to run and hold.
 ",
             settings::help()
@@ -858,6 +863,18 @@ mod tests {
             Location::Container {
                 dir: Some("/l".into())
             }
+        );
+        // The host layout's details describe the device: they fill in
+        // what a --host from the command line leaves open, and lose to
+        // what it says.
+        let app = |args: &[&str]| match parse_env(args, &env).unwrap().location {
+            Location::Host(h) => h.app_id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(app(&["--host", "status"]), Some("42".to_string()));
+        assert_eq!(
+            app(&["--host", "--app-id", "7", "status"]),
+            Some("7".to_string())
         );
         // A line on the command line brings its own polarity: the
         // settings' active-low belongs to the settings' line.
