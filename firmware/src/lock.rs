@@ -34,6 +34,10 @@
 //!
 //! Nothing here follows a symlink: directories are opened component by
 //! component ([`crate::nofollow`]) and files with `O_NOFOLLOW` relative to them.
+//!
+//! `tests/model/lock.pml` models this file one syscall a step for SPIN
+//! (docs/model.md); its comments name lines here, and `tests/model/refs`
+//! fails CI when they no longer match: change the model with the code.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
