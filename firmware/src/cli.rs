@@ -129,15 +129,7 @@ pub enum Command {
 pub struct UsageError(pub String);
 
 fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    linespec::escaped(text)
 }
 
 impl From<lexopt::Error> for UsageError {

@@ -107,17 +107,25 @@ pub enum LineSpecError {
 }
 
 /// `text` with its control characters escaped, as `\n` or `\u{1b}`: for
-/// messages that quote what a user or another process wrote.
-pub(crate) fn escaped(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
+/// messages that quote what a user or another process wrote. The same
+/// text as `char::escape_debug` gives them, without the Unicode tables it
+/// brings into the binary (several KiB).
+pub fn escaped(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
             }
-        })
-        .collect()
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Reads a `--gpio`/`--input` value.
@@ -240,6 +248,19 @@ impl fmt::Display for LineSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_matches_escape_debug_for_every_control_character() {
+        for c in (0u32..0x100).filter_map(char::from_u32) {
+            let want = if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            };
+            assert_eq!(escaped(&c.to_string()), want, "U+{:04X}", u32::from(c));
+        }
+        assert_eq!(escaped("GPIO\u{1b}[2J17\n"), "GPIO\\u{1b}[2J17\\n");
+    }
 
     fn chip(chip: ChipRef, offset: u32) -> LineSpec {
         LineSpec::Chip { chip, offset }
