@@ -127,7 +127,8 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     }
     let spaced = after.trim_start();
     let letters = spaced
-        .find(|c: char| !c.is_alphabetic())
+        // Units are ASCII; Unicode's alphabetic table is 2 KiB of binary.
+        .find(|c: char| !c.is_ascii_alphabetic())
         .unwrap_or(spaced.len());
     let (unit, rest) = spaced.split_at(letters);
     let unit_ms = match unit_ms(unit) {

@@ -172,7 +172,11 @@ fn describe(errno: Errno) -> String {
     let desc = errno.desc();
     let mut chars = desc.chars();
     match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
+        // The phrases are ASCII: char::to_lowercase would bring Unicode's
+        // case tables (11 KiB) into the binary for their first letters.
+        Some(first) => std::iter::once(first.to_ascii_lowercase())
+            .chain(chars)
+            .collect(),
         None => format!("{errno:?}"),
     }
 }
