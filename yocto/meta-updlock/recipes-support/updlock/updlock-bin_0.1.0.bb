@@ -28,8 +28,8 @@ UPDLOCK_RELEASES ?= "https://github.com/updlock/updlock/releases/download/v${PV}
 # dist/SHA256SUMS, and CI checks they are those of this commit's build.
 SRC_URI:append:aarch64 = " ${UPDLOCK_RELEASES}/updlock-aarch64;name=aarch64;downloadfilename=updlock-${PV}-aarch64"
 SRC_URI:append:arm = " ${UPDLOCK_RELEASES}/updlock-armv7;name=armv7;downloadfilename=updlock-${PV}-armv7"
-SRC_URI[aarch64.sha256sum] = "83388a57e212aaad9768e08ccd522b71177cdee087963cb65a2f5de4c357b9ce"
-SRC_URI[armv7.sha256sum] = "1198be86b1bb55000ca90db3ce364cb35737f842e42655652a07c3719267da05"
+SRC_URI[aarch64.sha256sum] = "ea5682f1c81a922ef5dfbe79384dd4fc2ec4031c5cf3357d028fbbcadc9a01a4"
+SRC_URI[armv7.sha256sum] = "ae534d47a96c9568709d3ffa5a5e0e2896d266328e652fbe238e564920ab83c4"
 
 require updlock-systemd.inc
 
