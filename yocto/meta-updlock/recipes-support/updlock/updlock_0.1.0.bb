@@ -18,7 +18,7 @@ CVE_PRODUCT = "updlock"
 # The release commit of v${PV}: yocto/release writes it, and CI checks that
 # it carries version ${PV} and the Cargo.lock that updlock-crates.inc lists.
 SRC_URI = "git://github.com/updlock/updlock.git;protocol=https;branch=main"
-SRCREV = "6673816ee74a2da70112b939cb4416cc0885faed"
+SRCREV = "6413e5f4d8d37341a172a47b8b33e30bb43c2097"
 
 # An inline expression rather than ${WORKDIR}/git: correct both before
 # UNPACKDIR existed and after whinlatter made a literal WORKDIR path fatal.
