@@ -780,6 +780,16 @@ mod tests {
         parse_with(args.iter().map(OsString::from), Settings::default())
     }
 
+    /// The actuator line of a `hold` command.
+    fn hold_line(c: &Config) -> &LineChoice {
+        match &c.command {
+            Command::Hold {
+                line: Some(line), ..
+            } => line,
+            other => panic!("not hold with a line: {other:?}"),
+        }
+    }
+
     fn parse_env(args: &[&str], vars: &[(&str, &str)]) -> Result<Config, UsageError> {
         let settings = Settings::from_vars(
             vars.iter()
@@ -803,12 +813,7 @@ mod tests {
         let c = parse_env(&["hold"], &env).unwrap();
         assert!(matches!(&c.location, Location::Host(h) if h.app_id.as_deref() == Some("42")));
         assert_eq!(c.wait, Wait::For(Duration::from_secs(5)));
-        let Command::Hold {
-            line: Some(line), ..
-        } = &c.command
-        else {
-            panic!("{:?}", c.command)
-        };
+        let line = hold_line(&c);
         assert_eq!(
             line.source,
             LineSource::Spec(linespec::parse("GPIO17").unwrap())
@@ -871,12 +876,7 @@ mod tests {
         // A line on the command line brings its own polarity: the
         // settings' active-low belongs to the settings' line.
         let c = parse_env(&["hold", "--gpio", "GPIO5"], &env).unwrap();
-        let Command::Hold {
-            line: Some(line), ..
-        } = &c.command
-        else {
-            panic!("{:?}", c.command)
-        };
+        let line = hold_line(&c);
         assert_eq!(
             line.source,
             LineSource::Spec(linespec::parse("GPIO5").unwrap())
@@ -986,9 +986,7 @@ mod tests {
     #[test]
     fn line_options() {
         let c = parse_str(&["hold", "--gpio", "GPIO17", "--active-low", "--safe", "high"]).unwrap();
-        let Command::Hold { line: Some(l), .. } = c.command else {
-            panic!("no line")
-        };
+        let l = hold_line(&c);
         assert_eq!(l.source, LineSource::Spec(LineSpec::Name("GPIO17".into())));
         assert_eq!(l.polarity, Polarity::ActiveLow);
         assert_eq!(l.safe, Some(Level::High));
